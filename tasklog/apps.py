@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class TaskLogConfig(AppConfig):
+    name = "tasklog"
+    label = "tasklog"
+    verbose_name = _("Celery task logs")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from .checks import register_checks
+        from .signals import connect_signals
+
+        register_checks()
+        connect_signals()

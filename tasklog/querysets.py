@@ -1,0 +1,97 @@
+"""Querysets that own every query on the log tables, always on ``CELERY_TASKLOG_DATABASE``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from .conf import settings
+
+
+class LogDatabaseQuerySet(models.QuerySet):
+    """Reads and writes go to the configured log database unless ``using()`` says otherwise."""
+
+    def __init__(self, model=None, query=None, using=None, hints=None):
+        super().__init__(model=model, query=query, using=using, hints=hints)
+        if using is None:
+            self._db = settings.DATABASE
+
+
+class TaskLogQuerySet(LogDatabaseQuerySet):
+    def running(self):
+        return self.filter(finished__isnull=True, interrupted=False)
+
+    def finished(self):
+        return self.filter(finished__isnull=False)
+
+    def expired(self, days: int, now: datetime | None = None):
+        """Logs in which nothing was written for ``days`` days."""
+        return self.filter(last_seen__lt=(now or timezone.now()) - timedelta(days=days))
+
+    def stale(self, seconds: int, now: datetime | None = None):
+        """Running logs whose worker has been silent for ``seconds``: it most likely died."""
+        return self.running().filter(
+            last_seen__lt=(now or timezone.now()) - timedelta(seconds=seconds)
+        )
+
+    def delete_with_lines(self, batch_size: int = 10_000) -> tuple[int, int]:
+        """Delete these logs and their lines in short transactions of at most ``batch_size`` rows.
+
+        Returns ``(logs, lines)`` deleted. Memory stays bounded: ids are fetched a batch at a time.
+        """
+        from .models import TaskLogLine
+
+        logs_deleted = lines_deleted = 0
+        queryset = self.order_by("pk")
+        while True:
+            batch = list(queryset.values_list("pk", "task_id")[:batch_size])
+            if not batch:
+                return logs_deleted, lines_deleted
+            task_ids = [task_id for _pk, task_id in batch]
+            lines_deleted += TaskLogLine.objects.using(self.db).filter(
+                task_id__in=task_ids
+            ).delete_in_batches(batch_size)
+            with transaction.atomic(using=self.db):
+                logs_deleted += self.model.objects.using(self.db).filter(
+                    pk__in=[pk for pk, _task_id in batch]
+                ).delete()[0]
+
+
+class TaskLogLineQuerySet(LogDatabaseQuerySet):
+    def for_task(self, task_id: str):
+        return self.filter(task_id=task_id)
+
+    def after(self, seq: int):
+        return self.filter(seq__gt=seq)
+
+    def before(self, seq: int):
+        return self.filter(seq__lt=seq)
+
+    def in_streams(self, *streams: str):
+        return self.filter(stream__in=streams) if streams else self
+
+    def since(self, moment: datetime):
+        return self.filter(timestamp__gte=moment)
+
+    def containing(self, text: str):
+        return self.filter(message__contains=text) if text else self
+
+    def head(self, count: int) -> list:
+        return list(self.order_by("seq")[:count])
+
+    def tail(self, count: int) -> list:
+        """The last ``count`` lines in ascending order, read backwards through the index."""
+        return list(reversed(self.order_by("-seq")[:count]))
+
+    def delete_in_batches(self, batch_size: int = 10_000) -> int:
+        """Delete these lines ``batch_size`` at a time, each batch in its own transaction."""
+        deleted = 0
+        queryset = self.order_by()
+        while True:
+            ids = list(queryset.values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                return deleted
+            with transaction.atomic(using=self.db):
+                deleted += self.model.objects.using(self.db).filter(pk__in=ids).delete()[0]

@@ -1,0 +1,41 @@
+"""The JSON shape shared by the lines endpoint and ``--format json`` of the commands."""
+
+from __future__ import annotations
+
+from .results import effective_state
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def task_as_dict(log, result) -> dict:
+    duration = log.duration if log is not None else None
+    return {
+        "task_id": log.task_id if log is not None else getattr(result, "task_id", None),
+        "task_name": (log.task_name if log is not None else "")
+        or getattr(result, "task_name", "")
+        or "",
+        "state": effective_state(log, result),
+        "started": _iso(log.started) if log is not None else None,
+        "finished": _iso(log.finished) if log is not None else None,
+        "duration": duration.total_seconds() if duration is not None else None,
+        "lines": log.lines if log is not None else 0,
+        "dropped": log.dropped if log is not None else 0,
+        "truncated": log.truncated if log is not None else False,
+        "attempts": log.attempts if log is not None else 0,
+        "worker": log.worker if log is not None else "",
+        "interrupted": log.interrupted if log is not None else False,
+        "launched_by": log.launched_by if log is not None else "",
+        "launched_from": log.launched_from if log is not None else "",
+    }
+
+
+def line_as_dict(line) -> dict:
+    return {
+        "seq": line.seq,
+        "timestamp": _iso(line.timestamp),
+        "stream": line.stream,
+        "level": line.level_name,
+        "message": line.message,
+    }
