@@ -10,7 +10,9 @@ class TaskLogConfig(AppConfig):
 
     def ready(self) -> None:
         from .checks import register_checks
+        from .schedule import connect_prune_schedule
         from .signals import connect_signals
 
         register_checks()
         connect_signals()
+        connect_prune_schedule(self)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from celery import Task
+from celery import Task, shared_task
 
 from .capture import capture_task_run
+from .conf import settings
 
 
 class TerminalLoggingTask(Task):
@@ -17,3 +18,27 @@ class TerminalLoggingTask(Task):
     def __call__(self, *args, **kwargs):
         with capture_task_run(self):
             return super().__call__(*args, **kwargs)
+
+
+@shared_task(name="tasklog.prune_task_logs")
+def prune_task_logs(batch_size: int = 10_000) -> dict:
+    """Close runs whose worker died, then delete logs older than CELERY_TASKLOG_RETENTION_DAYS.
+
+    Run daily by django-celery-beat (see ``tasklog.schedule``); ``tasklog_prune`` and the admin's
+    delete action delete through the same ``delete_with_lines``.
+    """
+    from .models import TaskLog
+
+    interrupted = TaskLog.objects.stale(settings.STALE_AFTER).mark_interrupted()
+    logs = lines = 0
+    if settings.RETENTION_DAYS:
+        expired = TaskLog.objects.expired(settings.RETENTION_DAYS)
+        logs, lines = expired.delete_with_lines(batch_size)
+    return {"interrupted": interrupted, "logs": logs, "lines": lines}
+
+
+@shared_task(bind=True, base=TerminalLoggingTask, name="tasklog.probe")
+def tasklog_probe(self, token: str) -> str:
+    """Print one known line, so that ``tasklog_diagnose --probe`` sees capture work end to end."""
+    print(f"tasklog probe {token}")
+    return token
