@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from tabulate import tabulate
+from tabulate import MIN_PADDING, tabulate
 
 from .models import Stream
 from .results import effective_state
@@ -127,10 +127,10 @@ def line_style(line, style) -> Callable[[str], str]:
 
 def table_page(page: list, *, seq_width: int, with_headers: bool) -> str:
     """One page of lines as table rows whose columns line up with every other page's."""
-    headers = (
-        "seq".rjust(seq_width),
-        "time".ljust(TIME_WIDTH),
-        "stream".ljust(STREAM_WIDTH),
+    headers = (  # padded so that every page's columns are as wide as the widest value
+        "seq".rjust(seq_width - MIN_PADDING),
+        "time".ljust(TIME_WIDTH - MIN_PADDING),
+        "stream".ljust(STREAM_WIDTH - MIN_PADDING),
         "message",
     )
     rows = [
@@ -180,5 +180,5 @@ def tasks_table(logs: list, results: dict) -> str:
     ]
     headers = ("task id", "task", "state", "started", "duration", "lines", "dropped")
     return tabulate(
-        rows, headers=headers, disable_numparse=True, colalign=(None,) * 5 + ("right",) * 2
+        rows, headers=headers, disable_numparse=True, colalign=("left",) * 5 + ("right",) * 2
     )

@@ -55,7 +55,7 @@ class Command(BaseCommand):
         return lines.in_streams(*options["stream"]).containing(options["grep"])
 
     def write_table(self, log, result, pages):
-        self.stdout.write(reading.task_header(log, result) + "\n")
+        self.stdout.write(reading.task_header(log, result) + "\n\n")
         seq_width = len(str(log.lines))
         written = 0
         for page in pages:
