@@ -22,6 +22,7 @@ from .conf import PREFIX, settings
 from .models import TaskLog, TaskLogLine
 from .reading import local_time
 from .schedule import PRUNE_ENTRY_NAME, beat_ready, prune_entry
+from .signals import _pool_name
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 PROBE_TASK = "tasklog.probe"
@@ -101,19 +102,15 @@ def check_broker(app, timeout: float):
         return PASS, f"{connection.as_uri()} is reachable."
 
 
-def pool_name(stats: dict) -> str:
-    """``prefork``, ``threads``, ``solo``... from a worker's ``inspect().stats()`` reply."""
-    implementation = stats.get("pool", {}).get("implementation", "?")
-    name = implementation.split(":")[0].rsplit(".", 1)[-1]
-    return "threads" if name == "thread" else name
-
-
 @diagnostic("workers", "Start a worker: celery -A <project> worker -l info.")
 def check_workers(app, timeout: float):
     replies = app.control.inspect(timeout=min(timeout, PING_TIMEOUT)).stats() or {}
     if not replies:
         return FAIL, f"No worker answered within {min(timeout, PING_TIMEOUT):g} s."
-    pools = {name: pool_name(stats) for name, stats in sorted(replies.items())}
+    pools = {
+        name: _pool_name(stats.get("pool", {}).get("implementation", ""))
+        for name, stats in sorted(replies.items())
+    }
     detail = ", ".join(
         f"{name} ({pool} x{replies[name].get('pool', {}).get('max-concurrency', '?')})"
         for name, pool in pools.items()
