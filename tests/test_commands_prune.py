@@ -3,8 +3,8 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.test.utils import CaptureQueriesContext, override_settings
 from django.db import connection
+from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
 from tasklog.models import TaskLog, TaskLogLine
