@@ -28,6 +28,7 @@ PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 PROBE_TASK = "tasklog.probe"
 PROBE_POLL_INTERVAL = 0.1
 PING_TIMEOUT = 1.0
+START_WORKER = "Start a worker: celery -A <project> worker -l info."
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,12 @@ def diagnostic(name: str, failure_hint: str) -> Callable:
 def run_diagnostics(*, probe: bool = False, timeout: float = 10.0, app=None) -> list[CheckResult]:
     """Every check, in the order a reader fixes problems; the round trip only with ``probe``."""
     app = app or current_app
-    workers = check_workers(app, timeout)
+    broker = check_broker(app, timeout)
+    workers = check_workers(app, timeout, broker.status == PASS)
     results = [
         check_settings_valid(),
         check_database(),
-        check_broker(app, timeout),
+        broker,
         workers,
         check_result_backend(app),
         check_beat_schedule(),
@@ -102,11 +104,13 @@ def check_broker(app, timeout: float):
         return PASS, f"{connection.as_uri()} is reachable."
 
 
-@diagnostic("workers", "Start a worker: celery -A <project> worker -l info.")
-def check_workers(app, timeout: float):
+@diagnostic("workers", START_WORKER)
+def check_workers(app, timeout: float, broker_reachable: bool):
+    if not broker_reachable:
+        return FAIL, "Not asked: the broker is unreachable.", "Fix the broker first."
     replies = app.control.inspect(timeout=min(timeout, PING_TIMEOUT)).stats() or {}
     if not replies:
-        return FAIL, f"No worker answered within {min(timeout, PING_TIMEOUT):g} s."
+        return FAIL, f"No worker answered within {min(timeout, PING_TIMEOUT):g} s.", START_WORKER
     pools = {
         name: _pool_name(stats.get("pool", {}).get("implementation", ""))
         for name, stats in sorted(replies.items())
