@@ -6,12 +6,13 @@ from types import SimpleNamespace
 import pytest
 from celery import Celery, current_app
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test.utils import override_settings
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from tasklog.diagnostics import CheckResult, run_diagnostics
-from tasklog.models import Stream, TaskLog
+from tasklog.models import Stream, TaskLog, TaskLogLine
 from tasklog.schedule import PRUNE_ENTRY_NAME
 from tests.rows import add_lines, make_log
 
@@ -22,6 +23,12 @@ PREFORK_WORKER = {
         "pool": {"implementation": "celery.concurrency.prefork:TaskPool", "max-concurrency": 2}
     },
 }
+
+
+@pytest.fixture(autouse=True)
+def _broker_from_arguments(monkeypatch):
+    """Celery prefers the environment's CELERY_BROKER_URL to the broker an app is given."""
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
 
 
 @pytest.fixture
@@ -55,7 +62,8 @@ def test_a_healthy_site_passes_every_check(workers):
         "check           status    detail" + " " * 100 + "hint\n"
         "--------------  --------  " + "-" * 104 + "  ------\n"
         "settings        PASS      All CELERY_TASKLOG_* settings are valid.\n"
-        "database        PASS      'default' (sqlite) is reachable, tasklog is migrated.\n"
+        f"database        PASS      'default' ({connection.vendor}) is reachable, "
+        "tasklog is migrated.\n"
         "broker          PASS      memory://:**@localhost// is reachable.\n"
         "workers         PASS      1 answered: celery@web1 (prefork x2).\n"
         "result backend  PASS      django-db: task states come from TaskResult.\n"
@@ -209,3 +217,24 @@ def test_round_trip_needs_a_worker(app):
     assert by_name(probe=True)["round trip"] == CheckResult(
         "round trip", "FAIL", "Not run: no worker answered.", "Start a worker, then try again."
     )
+
+
+@pytest.mark.integration
+def test_probe_round_trip_through_a_real_worker(worker_factory):
+    worker_factory(pool="prefork", concurrency=2)
+    out = StringIO()
+    call_command("tasklog_diagnose", "--probe", "--timeout", "30", "--format", "json", stdout=out)
+    checks = {check["name"]: check for check in json.loads(out.getvalue())}
+    assert {name: check["status"] for name, check in checks.items()} == {
+        "settings": "PASS",
+        "database": "PASS",
+        "broker": "PASS",
+        "workers": "PASS",
+        "result backend": "PASS",
+        "beat schedule": "PASS",
+        "capture": "PASS",
+        "round trip": "PASS",
+    }
+    assert "(prefork x2)" in checks["workers"]["detail"]
+    probe_id = checks["round trip"]["detail"].split()[1].rstrip(":")
+    assert TaskLogLine.objects.for_task(probe_id).containing("tasklog probe ").exists()

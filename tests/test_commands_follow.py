@@ -154,3 +154,51 @@ def test_follower_reads_a_long_log_a_page_at_a_time():
     follower = LogFollower("t1", after=100)
     assert [len(page) for page in follower.pages()] == [1000, 1000, 400]
     assert follower.after == 2500
+
+
+class Recording(StringIO):
+    """Standard output that notes, for every line written, whether the task was still running."""
+
+    def __init__(self, task_id: str):
+        super().__init__()
+        self.task_id = task_id
+        self.while_running: list[bool] = []
+
+    def write(self, text: str) -> int:
+        log = TaskLog.objects.filter(task_id=self.task_id).first()
+        self.while_running.append(log is not None and log.is_running)
+        return super().write(text)
+
+
+@pytest.mark.integration
+def test_follow_shows_lines_while_a_real_task_runs_and_exits_0(worker_factory):
+    from tests.tasks import print_numbered
+
+    worker_factory(pool="prefork", concurrency=2)
+    task_id = print_numbered.delay("live", 8, 0.3).id
+    out, err = Recording(task_id), StringIO()
+    call_command("tasklog_follow", task_id, "--timeout", "60", stdout=out, stderr=err)
+    assert out.getvalue().splitlines() == [
+        "live 1 out",
+        "WARNING: tests.tasks: live 2 log",
+        "live 3 err",
+        "live 4 out",
+        "WARNING: tests.tasks: live 5 log",
+        "live 6 err",
+        "live 7 out",
+        "WARNING: tests.tasks: live 8 log",
+    ]
+    assert out.while_running[0] is True
+    assert err.getvalue().endswith(f"Task {task_id} ended: SUCCESS.\n")
+
+
+@pytest.mark.integration
+def test_follow_exits_1_when_a_real_task_fails(worker_factory):
+    from example.tasks import timed_print_task
+
+    worker_factory()
+    task_id = timed_print_task.delay(count=2, interval=0.1, fail=True).id
+    error, out, _err = follow_error(task_id, "--timeout", "60")
+    assert (error.returncode, str(error)) == (1, f"Task {task_id} ended: FAILURE.")
+    assert "\nLine 1 of 2\nLine 2 of 2\n" in out
+    assert "RuntimeError: timed_print_task was told to fail after 2 lines" in out
