@@ -71,8 +71,9 @@ class Flusher:
 
     def _service(self, capture, now: float) -> None:
         if capture.is_due(now):
-            if capture.flush(final=capture.closing):
-                if capture.closing:
+            final = capture.closing  # read once: the task may close while this flush runs
+            if capture.flush(final=final):
+                if final:
                     with self._lock:
                         self._captures.discard(capture)
             else:
