@@ -109,7 +109,7 @@ class TaskCapture:
         """The line splitter of a stream; each source (Python, a descriptor) has its own."""
         key = (stream, source)
         writer = self._writers.get(key)
-        if writer is None:
+        if writer is None or writer.closed:
             writer = self._writers[key] = DBLogWriter(self, stream, self.max_line_length)
         return writer
 
@@ -269,8 +269,7 @@ class TaskCapture:
         self._flushed.clear()
         self._urgent = True
         _wake_flusher()
-        if health.healthy:
-            self._flushed.wait(timeout)
+        health.wait_while_healthy(self._flushed, timeout)
 
     def heartbeat(self) -> None:
         try:

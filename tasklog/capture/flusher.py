@@ -40,8 +40,7 @@ class Flusher:
         (then the run ends at once and the flusher keeps retrying in the background)."""
         capture.closing = True
         self._wake.set()
-        if health.healthy:
-            capture.closed.wait(CLOSE_TIMEOUT)
+        health.wait_while_healthy(capture.closed, CLOSE_TIMEOUT)
 
     def drain(self, timeout: float) -> None:
         """Store what waits before the process exits."""
