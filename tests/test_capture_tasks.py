@@ -89,4 +89,3 @@ def test_tasks_without_the_base_class_are_not_captured_by_default():
 
     assert result.get() == "plain"
     assert stored(result.id) == []
-

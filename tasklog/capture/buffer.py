@@ -141,9 +141,7 @@ class TaskCapture:
             self._echo(dropped)
 
     def _interval_passed(self) -> bool:
-        return self._oldest is not None and (
-            time.monotonic() - self._oldest >= self.flush_interval
-        )
+        return self._oldest is not None and (time.monotonic() - self._oldest >= self.flush_interval)
 
     def _trim_to_cap(self, newest_rel: int) -> None:
         pending = self._pending
