@@ -23,7 +23,7 @@ stop_pidfile() {  # stop_pidfile NAME: SIGTERM the process group, SIGKILL it aft
             sleep 0.1
         done
         kill -KILL -- "-$pid" 2>/dev/null || true
-        echo "Stopped the $1 (pid $pid)."
+        echo "Stopped $1 (pid $pid)."
     fi
     rm -f "$pidfile"
 }
