@@ -9,6 +9,7 @@ from celery import states
 from django.test import override_settings
 
 from example.tasks import timed_print_task
+from tasklog.models import Stream, TaskLogLine
 from tests import harness
 
 
@@ -22,6 +23,8 @@ def test_worker_runs_timed_print_task_to_success(worker_factory):
     assert result.status == states.SUCCESS
     assert json.loads(result.result) == "Printed 3 lines."
     assert result.task_name == "example.tasks.timed_print_task"
+    printed = TaskLogLine.objects.for_task(task_id).in_streams(Stream.STDOUT)
+    assert [line.message for line in printed] == ["Line 1 of 3", "Line 2 of 3", "Line 3 of 3"]
 
 
 @pytest.mark.integration
