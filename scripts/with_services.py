@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 IS_ROOT = os.geteuid() == 0
@@ -114,7 +114,7 @@ def postgres_server(workdir: Path) -> Iterator[str]:
             [str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust", "-N"]
         )
     )
-    port = start_postgres(bindir, datadir)
+    port = on_a_free_port("PostgreSQL", lambda port: start_postgres(bindir, datadir, port))
     try:
         createdb = [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port)]
         run_quietly([*createdb, "-U", "postgres", "tasklog"])
@@ -127,48 +127,50 @@ def postgres_server(workdir: Path) -> Iterator[str]:
         )
 
 
-def start_postgres(bindir: Path, datadir: Path) -> int:
-    """Start the cluster on a free port, trying another port if one was taken meanwhile."""
-    for attempt in range(1, STARTUP_ATTEMPTS + 1):
-        port = free_port()
-        options = (
-            f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
-        command = [str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options]
-        command += ["-l", str(datadir / "server.log"), "-w", "start"]
-        try:
-            run_quietly(as_postgres(command))
-            return port
-        except RuntimeError as error:
-            if attempt == STARTUP_ATTEMPTS:
-                raise
-            say(f"PostgreSQL did not start on port {port}, retrying: {error}")
-    raise AssertionError("unreachable")
+def start_postgres(bindir: Path, datadir: Path, port: int) -> None:
+    options = (
+        f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    )
+    command = [str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options]
+    run_quietly(as_postgres([*command, "-l", str(datadir / "server.log"), "-w", "start"]))
 
 
 @contextlib.contextmanager
 def redis_server(workdir: Path) -> Iterator[str]:
     """A Redis server without persistence; yields its broker URL."""
     pidfile = workdir / "redis.pid"
-    for attempt in range(1, STARTUP_ATTEMPTS + 1):
-        port = free_port()
-        try:
-            command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
-            command += ["--daemonize", "yes", "--save", "", "--appendonly", "no"]
-            command += ["--dir", str(workdir), "--pidfile", str(pidfile)]
-            run_quietly([*command, "--logfile", str(workdir / "redis.log")])
-            wait_for_port(port, "Redis")
-            break
-        except RuntimeError as error:
-            stop_pidfile(pidfile)
-            if attempt == STARTUP_ATTEMPTS:
-                raise
-            say(f"Redis did not start on port {port}, retrying: {error}")
+    port = on_a_free_port("Redis", lambda port: start_redis(workdir, pidfile, port))
     try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         stop_pidfile(pidfile)
+
+
+def start_redis(workdir: Path, pidfile: Path, port: int) -> None:
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
+    command += ["--daemonize", "yes", "--save", "", "--appendonly", "no"]
+    command += ["--dir", str(workdir), "--pidfile", str(pidfile)]
+    run_quietly([*command, "--logfile", str(workdir / "redis.log")])
+    try:
+        wait_for_port(port, "Redis")
+    except RuntimeError:
+        stop_pidfile(pidfile)
+        raise
+
+
+def on_a_free_port(what: str, start: Callable[[int], None]) -> int:
+    """Call ``start(port)`` on free ports until it works: a port may be taken meanwhile."""
+    for _attempt in range(STARTUP_ATTEMPTS - 1):
+        port = free_port()
+        try:
+            start(port)
+            return port
+        except RuntimeError as error:
+            say(f"{what} did not start on port {port}, retrying: {error}")
+    port = free_port()
+    start(port)
+    return port
 
 
 def stop_pidfile(pidfile: Path, timeout: float = 10.0) -> None:
