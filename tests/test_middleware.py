@@ -10,9 +10,21 @@ from celery import Celery
 from celery.signals import before_task_publish
 from django.contrib.auth.models import AnonymousUser, User
 from django.http import HttpResponse
+from django.urls import path, reverse
 
 from tasklog.middleware import CeleryTaskLogMiddleware
+from tasklog.models import TaskLog
 from tasklog.origin import ORIGIN_HEADER, process_origin, request_origin
+from tests import harness
+from tests.tasks import print_numbered
+
+
+def launch_view(request):
+    """What a project's view does: start a task and answer with its id."""
+    return HttpResponse(print_numbered.delay("launched", 2).id)
+
+
+urlpatterns = [path("launch/", launch_view, name="launch")]
 
 
 @pytest.fixture
@@ -29,7 +41,7 @@ def published():
 
 
 @pytest.fixture
-def celery_app():
+def memory_app():
     app = Celery("test_middleware", broker="memory://", set_as_current=False)
     yield app
     app.close()
@@ -44,12 +56,12 @@ def run_view(request, view):
     return CeleryTaskLogMiddleware(view)(request)
 
 
-def test_tasks_published_during_a_request_name_the_user_and_path(rf, alice, celery_app, published):
+def test_tasks_published_during_a_request_name_the_user_and_path(rf, alice, memory_app, published):
     request = rf.post("/reports/build/")
     request.user = alice
 
     def view(request):
-        celery_app.send_task("reports.build")
+        memory_app.send_task("reports.build")
         return HttpResponse()
 
     run_view(request, view)
@@ -85,22 +97,22 @@ def test_origin_is_reset_after_the_response_even_when_the_view_raises(rf, alice)
     assert request_origin.get() is None
 
 
-def test_tasks_published_outside_a_request_name_the_process(celery_app, published):
-    celery_app.send_task("reports.build")
+def test_tasks_published_outside_a_request_name_the_process(memory_app, published):
+    memory_app.send_task("reports.build")
 
     assert published[0][ORIGIN_HEADER] == {"from": process_origin()}
 
 
-def test_an_origin_set_by_the_caller_is_kept(celery_app, published):
-    celery_app.send_task("reports.build", headers={ORIGIN_HEADER: {"from": "my script"}})
+def test_an_origin_set_by_the_caller_is_kept(memory_app, published):
+    memory_app.send_task("reports.build", headers={ORIGIN_HEADER: {"from": "my script"}})
 
     assert published[0][ORIGIN_HEADER] == {"from": "my script"}
 
 
-def test_no_header_while_capture_is_disabled(celery_app, published, settings):
+def test_no_header_while_capture_is_disabled(memory_app, published, settings):
     settings.CELERY_TASKLOG_ENABLED = False
 
-    celery_app.send_task("reports.build")
+    memory_app.send_task("reports.build")
 
     assert ORIGIN_HEADER not in published[0]
 
@@ -162,3 +174,26 @@ def test_async_request_without_auser_loads_the_user_in_a_thread(rf, alice):
     asyncio.run(CeleryTaskLogMiddleware(view)(request))
 
     assert seen == [{"username": "alice", "user_id": "7", "from": "GET /old-django/"}]
+
+
+@pytest.mark.integration
+@pytest.mark.urls(__name__)
+def test_a_worker_stores_who_launched_the_task_from_a_view(worker_factory, client, settings):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tasklog.middleware.CeleryTaskLogMiddleware"]
+    worker = worker_factory()
+    alice = User.objects.create_user("alice", password="pw")
+    client.force_login(alice)
+
+    task_id = client.post(reverse("launch")).content.decode()
+    outside_id = print_numbered.delay("outside", 1).id
+
+    harness.wait_for_task_result(task_id, worker=worker)
+    harness.wait_for_task_result(outside_id, worker=worker)
+    launched = TaskLog.objects.get(task_id=task_id)
+    outside = TaskLog.objects.get(task_id=outside_id)
+    assert (launched.launched_by, launched.launched_by_user_id, launched.launched_from) == (
+        "alice",
+        str(alice.pk),
+        "POST /launch/",
+    )
+    assert (outside.launched_by, outside.launched_from) == ("", process_origin())
