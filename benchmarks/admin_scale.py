@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -85,7 +85,9 @@ def fill(tasks: int, per_task: int) -> None:
     with connection.cursor() as cursor:
         for statement in filter(str.strip, FILL.split(";")):
             cursor.execute(statement, params if "%(" in statement else None)
-    print(f"filled {tasks} tasks, {tasks * per_task} lines in {time.perf_counter() - started:.0f} s")
+    print(
+        f"filled {tasks} tasks, {tasks * per_task} lines in {time.perf_counter() - started:.0f} s"
+    )
 
 
 def time_changelists(repeat: int) -> None:
@@ -143,15 +145,25 @@ def copy_batches(rows: int, batch: int, label: str) -> float:
     raw = connection.connection
     started = time.perf_counter()
     for first in range(0, rows, batch):
-        with raw.transaction(), raw.cursor() as cursor, cursor.copy(
-            "COPY tasklog_tasklogline (task_id, seq, timestamp, stream, level, message) FROM STDIN"
-        ) as copy:
+        with (
+            raw.transaction(),
+            raw.cursor() as cursor,
+            cursor.copy(
+                "COPY tasklog_tasklogline (task_id, seq, timestamp, stream, level, message)"
+                " FROM STDIN"
+            ) as copy,
+        ):
             for number in range(first, first + batch):
-                copy.write_row((
-                    f"ingest-{label}-{base}-{number // 1000}", number % 1000 + 1,
-                    "2030-01-01T00:00:00Z", "stdout", None,
-                    f"processing item {number} of batch {number // 1000}: ok in {number % 97} ms",
-                ))
+                copy.write_row(
+                    (
+                        f"ingest-{label}-{base}-{number // batch}",
+                        number % batch + 1,
+                        "2030-01-01T00:00:00Z",
+                        "stdout",
+                        None,
+                        f"processing item {number} of batch {number // batch}: ok",
+                    )
+                )
     rate = rows / (time.perf_counter() - started)
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM tasklog_tasklogline WHERE task_id LIKE 'ingest-%%'")

@@ -38,7 +38,10 @@ def live_view_url(task_id: str) -> str:
 
 
 def live_view_link(task_id: str, text=None):
-    return format_html('<a href="{}">{}</a>', live_view_url(task_id), text or task_id)
+    """A link to the live page; long task ids (UUIDs) are shortened, whole in the tooltip."""
+    if text is None:
+        text = task_id if len(task_id) <= 12 else f"{task_id[:8]}…"
+    return format_html('<a href="{}" title="{}">{}</a>', live_view_url(task_id), task_id, text)
 
 
 def format_duration(duration: timedelta) -> str:

@@ -13,7 +13,9 @@ import enum
 
 from django.core.paginator import Paginator
 from django.db import connections
+from django.utils.formats import number_format
 from django.utils.functional import cached_property
+from django.utils.translation import gettext
 
 
 class CountKind(enum.Enum):
@@ -61,3 +63,13 @@ class EstimatedCountPaginator(Paginator):
             self.count_kind = CountKind.AT_LEAST
             return self.count_limit
         return counted
+
+    @property
+    def count_label(self) -> str:
+        """The count as a reader should see it: "about 5,000,000", "more than 10,000", "42"."""
+        count = number_format(self.count, force_grouping=True)
+        if self.count_kind is CountKind.ESTIMATED:
+            return gettext("about %(count)s") % {"count": count}
+        if self.count_kind is CountKind.AT_LEAST:
+            return gettext("more than %(count)s") % {"count": count}
+        return count

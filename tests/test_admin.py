@@ -307,7 +307,7 @@ class TestTaskResultLogLink:
         assert isinstance(model_admin, TaskResultAdmin)
         assert columns == (*TaskResultAdmin.list_display, "task_log_link")
         assert model_admin.task_log_link(result) == (
-            f'<a href="{reverse("tasklog:task_log", args=["t-1"])}">log</a>'
+            f'<a href="{reverse("tasklog:task_log", args=["t-1"])}" title="t-1">log</a>'
         )
 
     def test_registers_the_default_admin_when_none_is(self):

@@ -83,5 +83,6 @@ def test_changelist_says_when_the_count_is_not_exact(admin_client, monkeypatch):
     unfiltered = admin_client.get(TASKLOG_LIST).content.decode()
     filtered = admin_client.get(TASKLOG_LIST, {"task_name": "name-0"}).content.decode()
 
-    assert "about 123456 task logs" in " ".join(unfiltered.split())
+    assert "about 123,456 task logs" in " ".join(unfiltered.split())
+    assert "about 123,456 results" in " ".join(unfiltered.split())
     assert "more than 10 task logs" in " ".join(filtered.split())
