@@ -51,8 +51,11 @@ def make_result(task_id: str = TASK_ID, status: str = "SUCCESS", result=None) ->
     )
 
 
-def make_user(username: str, *, staff: bool = True, can_read_logs: bool = True) -> User:
-    user = User.objects.create_user(username, password="secret-pass", is_staff=staff)
+def make_user(
+    username: str, *, staff: bool = True, can_read_logs: bool = True, password: str | None = None
+) -> User:
+    """A user; without a password (hashing one is slow) log in with ``force_login``."""
+    user = User.objects.create_user(username, password=password, is_staff=staff)
     if can_read_logs:
         user.user_permissions.add(Permission.objects.get(codename="view_tasklogline"))
     return user
