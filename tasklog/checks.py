@@ -17,7 +17,7 @@ THREADED_POOLS = {"threads", "gevent", "eventlet"}
 def check_settings(app_configs=None, **kwargs) -> list[Error]:
     errors = []
     for name in OPTIONS:
-        value, source = settings.raw(name)
+        _value, source = settings.raw(name)
         try:
             settings.parsed(name)
         except SettingError as error:

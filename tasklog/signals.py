@@ -1,5 +1,105 @@
-"""Celery signal wiring (filled in by the capture engine)."""
+"""Celery signal wiring: capture of every task (``CELERY_TASKLOG_ALL_TASKS``), retries, revokes,
+and the worker's start and end."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+TASK_CAPTURE = "_tasklog_capture"
 
 
 def connect_signals() -> None:
-    return None
+    from celery import signals
+
+    signals.task_prerun.connect(start_capture, dispatch_uid="tasklog.start_capture")
+    signals.task_failure.connect(store_failure, dispatch_uid="tasklog.store_failure")
+    signals.task_postrun.connect(end_capture, dispatch_uid="tasklog.end_capture")
+    signals.before_task_publish.connect(flush_before_retry, dispatch_uid="tasklog.flush_retry")
+    signals.task_revoked.connect(close_revoked_run, dispatch_uid="tasklog.close_revoked")
+    signals.worker_init.connect(check_worker, dispatch_uid="tasklog.check_worker")
+    signals.worker_process_shutdown.connect(drain_flusher, dispatch_uid="tasklog.drain")
+
+
+def _captures_itself(task) -> bool:
+    from .tasks import TerminalLoggingTask
+
+    return isinstance(task, TerminalLoggingTask)
+
+
+def start_capture(sender=None, task_id=None, task=None, **kwargs) -> None:
+    """``CELERY_TASKLOG_ALL_TASKS``: capture tasks that do not use ``TerminalLoggingTask``."""
+    from .capture import capture_task_run
+    from .conf import settings
+
+    if task is None or not settings.ALL_TASKS or _captures_itself(task):
+        return
+    capture = capture_task_run(task)
+    capture.__enter__()
+    setattr(task.request, TASK_CAPTURE, capture)
+
+
+def store_failure(sender=None, task_id=None, exception=None, einfo=None, **kwargs) -> None:
+    """Signal-captured tasks: the traceback is stored (just after the FAILURE state, since
+    Celery sends this signal after storing the result; ``TerminalLoggingTask`` stores it before)."""
+    from .capture import active_capture, record_exception
+
+    capture = active_capture()
+    if capture is not None and sender is not None and hasattr(sender.request, TASK_CAPTURE):
+        record_exception(capture, exception)
+
+
+def end_capture(sender=None, task_id=None, task=None, **kwargs) -> None:
+    capture = getattr(task.request, TASK_CAPTURE, None) if task is not None else None
+    if capture is not None:
+        delattr(task.request, TASK_CAPTURE)
+        capture.__exit__(None, None, None)
+
+
+def flush_before_retry(sender=None, headers=None, **kwargs) -> None:
+    """A retry is published from inside the running attempt: store that attempt's lines first,
+    so that the next attempt's lines follow them."""
+    from .capture import active_capture
+
+    capture = active_capture()
+    if capture is not None and headers and headers.get("id") == capture.task_id:
+        capture.flush_soon_and_wait()
+
+
+def close_revoked_run(sender=None, request=None, terminated=False, **kwargs) -> None:
+    from .models import TaskLog
+
+    task_id = getattr(request, "id", None)
+    if task_id:
+        now = timezone.now()
+        TaskLog.objects.filter(task_id=task_id, finished__isnull=True).update(
+            finished=now, last_seen=now
+        )
+
+
+def check_worker(sender=None, **kwargs) -> None:
+    """Refuse to start a worker whose tasklog settings are invalid, with the check messages."""
+    from . import capture
+    from .checks import THREADED_POOLS, check_settings, fd_capture_pool_error
+    from .conf import settings
+
+    pool = _pool_name(getattr(sender, "pool_cls", None))
+    capture.worker_pool["name"] = pool
+    errors = check_settings()
+    if settings.CAPTURE_FD and pool in THREADED_POOLS:
+        errors.append(fd_capture_pool_error(pool))
+    if errors:
+        raise SystemExit("celery-tasklog: " + "\n".join(str(error) for error in errors))
+
+
+def _pool_name(pool_cls) -> str:
+    module = pool_cls if isinstance(pool_cls, str) else getattr(pool_cls, "__module__", "")
+    for name, marker in (("threads", "thread"), ("gevent", "gevent"), ("eventlet", "eventlet")):
+        if marker in module:
+            return name
+    return "solo" if "solo" in module else "prefork"
+
+
+def drain_flusher(**kwargs) -> None:
+    from .capture.flusher import drain
+
+    drain()

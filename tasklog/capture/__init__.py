@@ -1,0 +1,166 @@
+"""Capture of task output: what a task prints or logs is stored as numbered lines of its log.
+
+Public API: ``capture_output`` (any block of code), ``capture_task_run`` (a Celery task run,
+used by ``TerminalLoggingTask`` and by ``CELERY_TASKLOG_ALL_TASKS``), ``in_task_context`` (for
+threads a task starts), ``DBLogWriter`` (the text stream behind it all).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+
+from celery.exceptions import Ignore, Reject, Retry
+
+from ..conf import settings
+from ..models import Stream
+from ..origin import ORIGIN_HEADER, origin_fields, origin_for_publish
+from .buffer import TaskCapture
+from .context import active_capture, current_capture
+from .flusher import get_flusher
+from .lines import DBLogWriter
+from .streams import (
+    DescriptorCapture,
+    install_logging_handler,
+    install_stream_proxies,
+    write_to_worker_output,
+)
+
+__all__ = [
+    "DBLogWriter",
+    "TaskCapture",
+    "active_capture",
+    "capture_output",
+    "capture_task_run",
+    "in_task_context",
+]
+
+# Set by the worker_init signal: descriptor capture needs a pool with one task per process.
+worker_pool = {"name": None}
+
+
+@contextmanager
+def capture_output(
+    task_id: str,
+    *,
+    task_name: str = "",
+    worker: str = "",
+    origin: dict | None = None,
+    attempt_reason: str = "",
+    synchronous: bool = False,
+) -> Iterator[TaskCapture | None]:
+    """Store everything the block writes to stdout, stderr and logging as the log of ``task_id``.
+
+    Only this context is captured: other threads and tasks keep their own output. An exception
+    leaving the block is stored on stderr (its traceback) before it propagates, and the last
+    lines are stored before the block ends. ``synchronous`` writes from the calling thread
+    (eager runs) instead of the background flusher. Yields None when capture is disabled.
+    """
+    if not settings.ENABLED or not task_id:
+        yield None
+        return
+    install_stream_proxies()
+    if settings.CAPTURE_LOGGING:
+        install_logging_handler()
+    enclosing = current_capture.get()
+    if enclosing is not None and enclosing.task_id == str(task_id):
+        enclosing.flush()  # an eager retry nests: the earlier attempt's lines come first
+    capture = TaskCapture(
+        task_id,
+        task_name=task_name,
+        worker=worker,
+        origin=origin,
+        attempt_reason=attempt_reason,
+        synchronous=synchronous,
+        fallback=write_to_worker_output,
+    )
+    descriptors = DescriptorCapture(capture).start() if _captures_descriptors(capture) else None
+    token = current_capture.set(capture)
+    if not synchronous:
+        get_flusher().add(capture)
+    try:
+        yield capture
+    except BaseException as error:
+        record_exception(capture, error)
+        raise
+    finally:
+        current_capture.reset(token)
+        if descriptors is not None:
+            descriptors.stop()
+        finish(capture)
+
+
+def _captures_descriptors(capture: TaskCapture) -> bool:
+    from ..checks import THREADED_POOLS
+
+    pool = worker_pool["name"]
+    return (
+        settings.CAPTURE_FD
+        and not capture.synchronous
+        and pool is not None
+        and pool not in THREADED_POOLS
+    )
+
+
+def record_exception(capture: TaskCapture, error: BaseException) -> None:
+    """How a run ended early: a retry or an ignore is a marker, anything else a traceback."""
+    if isinstance(error, Retry):
+        capture.add_line(Stream.MARKER, f"Attempt ended: {error}")
+    elif isinstance(error, Ignore | Reject):
+        capture.add_line(Stream.MARKER, f"Attempt ended: {type(error).__name__} {error}".strip())
+    else:
+        writer = capture.writer(Stream.STDERR, "traceback")
+        writer.write("".join(traceback.format_exception(error)))
+        writer.close()
+
+
+def finish(capture: TaskCapture) -> None:
+    """Store the last lines and close the run."""
+    capture.close_writers()
+    if not capture.synchronous:
+        get_flusher().close(capture)
+    elif not capture.flush(final=True):
+        capture.discard_unstored()
+
+
+def capture_task_run(task):
+    """``capture_output`` for the current run of a Celery task, described by its request."""
+    request = task.request
+    if not request.id or not settings.ENABLED:
+        return nullcontext()
+    eager = bool(request.is_eager)
+    origin = getattr(request, ORIGIN_HEADER, None)
+    if origin is None and eager:
+        origin = origin_for_publish()
+    return capture_output(
+        request.id,
+        task_name=task.name or "",
+        worker=request.hostname or "",
+        origin=origin_fields(origin),
+        attempt_reason=attempt_reason(request),
+        synchronous=eager,
+    )
+
+
+def attempt_reason(request) -> str:
+    if request.retries:
+        return f"retry {request.retries}"
+    if (request.delivery_info or {}).get("redelivered"):
+        return "redelivered"
+    return ""
+
+
+def in_task_context(function: Callable) -> Callable:
+    """Wrap ``function`` so that, run in another thread, its output goes to the current task's
+    log (threads do not inherit context variables). Output after the task ended reaches the
+    worker's own output instead."""
+    context = contextvars.copy_context()
+
+    @functools.wraps(function)
+    def run_in_context(*args, **kwargs):
+        return context.copy().run(function, *args, **kwargs)
+
+    return run_in_context

@@ -1,0 +1,322 @@
+"""One run of one task: numbering, buffering, the line cap, and the hand-over to storage.
+
+Lines are numbered relative to the run while they wait in memory; the flush turns them into
+the log's ``seq`` under a row lock (``storage.store_batch``). Memory is bounded: past
+``BUFFER_LINES`` waiting lines the writing task waits for the flusher while the database is
+healthy, and the oldest lines are dropped (counted, echoed, marked) while it is not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from django.db import connections
+
+from ..conf import settings
+from ..models import Stream
+from . import storage
+from .context import bypass, health, logger
+from .flusher import wake as _wake_flusher
+from .lines import DBLogWriter
+
+BACKPRESSURE_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class KeptSeqs:
+    """The seqs the cap keeps: ``1..head`` and ``start..``; all of them when ``head`` is None."""
+
+    head: int | None = None
+    start: int = 0
+
+    def __contains__(self, seq: int) -> bool:
+        return self.head is None or seq <= self.head or seq >= self.start
+
+    def first_in(self, first: int, last: int) -> int | None:
+        if first in self:
+            return first
+        return max(first, self.start) if last >= self.start else None
+
+
+class Cap:
+    """``CELERY_TASKLOG_MAX_LINES``: keep the head and the tail, one marker for the middle."""
+
+    def __init__(self, max_lines: int):
+        self.max_lines = max_lines
+        self.head = max_lines // 2
+        self.tail = max(max_lines - self.head - 1, 0)
+
+    def kept_seqs(self, last_seq: int) -> KeptSeqs:
+        if not self.max_lines or last_seq <= self.max_lines:
+            return KeptSeqs()
+        return KeptSeqs(self.head, last_seq - self.tail + 1)
+
+    def discards(self, rel: int, newest_rel: int) -> bool:
+        """Whether a waiting line can never be stored, whatever seq the run starts at."""
+        return bool(self.max_lines) and self.head < rel < newest_rel - self.tail + 1
+
+
+class TaskCapture:
+    """The output of one run of a task on its way to the database."""
+
+    def __init__(
+        self,
+        task_id: str,
+        *,
+        task_name: str = "",
+        worker: str = "",
+        origin: dict | None = None,
+        attempt_reason: str = "",
+        synchronous: bool = False,
+        fallback=None,
+    ):
+        self.task_id = str(task_id)
+        self.task_name = task_name or ""
+        self.worker = worker or ""
+        self.origin = origin or {}
+        self.attempt_reason = attempt_reason
+        self.synchronous = synchronous
+        self.fallback = fallback
+        self.alias = settings.DATABASE
+        self.batch_size = settings.BATCH_SIZE
+        self.flush_interval = settings.FLUSH_INTERVAL
+        self.buffer_lines = max(settings.BUFFER_LINES, 1)
+        self.max_line_length = settings.MAX_LINE_LENGTH
+        self.cap = Cap(settings.MAX_LINES)
+        self.is_open = False
+        self.flushed_rel = 0
+        self.closing = False
+        self.closed = threading.Event()
+        self.last_flush = time.monotonic()
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._pending: deque = deque()
+        self._oldest: float | None = None
+        self._next_rel = 1
+        self._lost: list[list[int]] = []
+        self._trimmed = 0
+        self._writers: dict = {}
+        self._sealed = False
+        self._flush_lock = threading.Lock()
+        self._urgent = False
+        self._flushed = threading.Event()
+
+    def writer(self, stream: str, source: str = "python") -> DBLogWriter:
+        """The line splitter of a stream; each source (Python, a descriptor) has its own."""
+        key = (stream, source)
+        writer = self._writers.get(key)
+        if writer is None:
+            writer = self._writers[key] = DBLogWriter(self, stream, self.max_line_length)
+        return writer
+
+    def add_line(self, stream: str, message: str, level: int | None = None) -> None:
+        """Number a complete line and queue it; never raises into the task."""
+        line_time = time.time()
+        dropped = []
+        flush_now = False
+        with self._lock:
+            if self._sealed:
+                dropped.append((stream, message))
+            else:
+                rel = self._next_rel
+                self._next_rel += 1
+                self._pending.append((rel, line_time, stream, level, message))
+                if self._oldest is None:
+                    self._oldest = time.monotonic()
+                self._trim_to_cap(rel)
+                waiting = len(self._pending)
+                if self.synchronous:
+                    flush_now = waiting >= self.batch_size or self._interval_passed()
+                elif waiting == self.batch_size:
+                    _wake_flusher()
+                if waiting >= self.buffer_lines:
+                    dropped = self._make_room()
+        if flush_now:
+            self.flush()
+        if dropped:
+            self._echo(dropped)
+
+    def _interval_passed(self) -> bool:
+        return self._oldest is not None and (
+            time.monotonic() - self._oldest >= self.flush_interval
+        )
+
+    def _trim_to_cap(self, newest_rel: int) -> None:
+        pending = self._pending
+        while pending and self.cap.discards(pending[0][0], newest_rel):
+            pending.popleft()
+            self._trimmed += 1
+
+    def _make_room(self) -> list:
+        """Called with the lock held and the buffer full: wait for the flusher, else drop."""
+        if not self.synchronous and health.healthy:
+            _wake_flusher()
+            deadline = time.monotonic() + BACKPRESSURE_TIMEOUT
+            while len(self._pending) >= self.buffer_lines and health.healthy:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._room.wait(remaining)
+        dropped = []
+        while len(self._pending) >= self.buffer_lines:
+            rel, _time, stream, _level, message = self._pending.popleft()
+            self._note_lost(rel)
+            dropped.append((stream, message))
+        return dropped
+
+    def _note_lost(self, rel: int) -> None:
+        for lost in self._lost:
+            if lost[0] - 1 <= rel <= lost[1] + 1:
+                lost[0], lost[1] = min(lost[0], rel), max(lost[1], rel)
+                return
+        self._lost.append([rel, rel])
+        self._lost.sort()
+
+    def _echo(self, lines: list) -> None:
+        """Lines the database will never get go to the worker's own output instead."""
+        if self.fallback is None:
+            return
+        with bypass():
+            for stream, message in lines:
+                if stream in (Stream.STDOUT, Stream.STDERR):
+                    try:
+                        self.fallback(stream, message + "\n")
+                    except Exception:
+                        return
+
+    def is_due(self, now: float) -> bool:
+        if not self.is_open or self.closing or self._urgent or self._lost:
+            return True
+        if not self._pending:
+            return False
+        return len(self._pending) >= self.batch_size or now - self._oldest >= self.flush_interval
+
+    def due_at(self) -> float | None:
+        """When the oldest waiting line has waited the flush interval (monotonic time)."""
+        oldest = self._oldest
+        return None if oldest is None else oldest + self.flush_interval
+
+    def take_batch(self, final: bool) -> storage.Batch:
+        with self._lock:
+            batch = storage.Batch(
+                lines=self._pending,
+                lost=self._lost,
+                last_rel=self._next_rel - 1,
+                trimmed=self._trimmed,
+                final=final,
+            )
+            self._pending = deque()
+            self._lost = []
+            self._trimmed = 0
+            self._oldest = None
+            self._room.notify_all()
+        return batch
+
+    def give_back(self, batch: storage.Batch) -> None:
+        """A failed flush returns its lines to the front; the bound still holds."""
+        with self._lock:
+            self._pending.extendleft(reversed(batch.lines))
+            for first, last in batch.lost:
+                self._note_lost(first)
+                self._note_lost(last)
+            self._trimmed += batch.trimmed
+            if self._pending:
+                self._oldest = time.monotonic()
+            dropped = []
+            while len(self._pending) > self.buffer_lines:
+                rel, _time, stream, _level, message = self._pending.popleft()
+                self._note_lost(rel)
+                dropped.append((stream, message))
+        self._echo(dropped)
+
+    def wake_waiters(self) -> None:
+        with self._lock:
+            self._room.notify_all()
+
+    def flush(self, final: bool = False) -> bool:
+        """Open the run if needed and store what waits; False when the database failed."""
+        with self._flush_lock, bypass():
+            try:
+                if not self.is_open:
+                    storage.open_run(self, self.alias)
+                batch = self.take_batch(final)
+                try:
+                    storage.store_batch(self, batch, self.alias)
+                except BaseException:
+                    self.give_back(batch)
+                    raise
+            except Exception as error:
+                health.failed(error)
+                _discard_connection(self.alias)
+                return False
+        self.last_flush = time.monotonic()
+        self._urgent = False
+        self._flushed.set()
+        health.succeeded()
+        if final:
+            self.seal()
+        return True
+
+    def flush_soon_and_wait(self, timeout: float = 5.0) -> None:
+        """Have everything written so far stored now (before a retry is published)."""
+        if self.synchronous:
+            self.flush()
+            return
+        self._flushed.clear()
+        self._urgent = True
+        _wake_flusher()
+        if health.healthy:
+            self._flushed.wait(timeout)
+
+    def heartbeat(self) -> None:
+        try:
+            storage.touch_run(self.task_id, self.alias)
+        except Exception as error:
+            health.failed(error)
+            _discard_connection(self.alias)
+            return
+        self.last_flush = time.monotonic()
+
+    def seal(self) -> None:
+        with self._lock:
+            self._sealed = True
+        self.closed.set()
+
+    def close_writers(self) -> None:
+        """Store the unfinished last line of every stream."""
+        for writer in list(self._writers.values()):
+            try:
+                writer.close()
+            except Exception:
+                with bypass():
+                    logger.exception("tasklog: could not finish the last line")
+
+    def opened(self, log) -> None:
+        self.is_open = True
+        self.flushed_rel = 0
+
+    def attempt_marker(self, attempt: int, previous_unfinished: bool) -> str:
+        reason = f" ({self.attempt_reason})" if self.attempt_reason else ""
+        previous = " The previous attempt did not finish." if previous_unfinished else ""
+        where = f" on {self.worker}" if self.worker else ""
+        return f"Attempt {attempt}{reason} started{where}.{previous}"
+
+    def discard_unstored(self) -> int:
+        """Give up on what is still waiting (the run is over and the database is away)."""
+        with self._lock:
+            lines = [(line[2], line[4]) for line in self._pending]
+            count = len(lines)
+            self._pending.clear()
+            self._sealed = True
+        self._echo(lines)
+        self.closed.set()
+        return count
+
+
+def _discard_connection(alias: str) -> None:
+    with contextlib.suppress(Exception):
+        connections[alias].close()

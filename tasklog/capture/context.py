@@ -1,0 +1,71 @@
+"""Process-wide state of the capture: which run the current context writes to, and whether the
+log database is reachable right now."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+logger = logging.getLogger("tasklog")
+
+current_capture: ContextVar = ContextVar("tasklog_current_capture", default=None)
+_bypass: ContextVar[bool] = ContextVar("tasklog_bypass", default=False)
+
+
+def active_capture():
+    """The run that output of this context belongs to, or None (also while tasklog writes)."""
+    if _bypass.get():
+        return None
+    return current_capture.get()
+
+
+@contextmanager
+def bypass():
+    """Let tasklog's own work (queries, warnings) pass by the capture instead of into it."""
+    token = _bypass.set(True)
+    try:
+        yield
+    finally:
+        _bypass.reset(token)
+
+
+class StorageHealth:
+    """Whether the last write reached the database; while it did not, output is also echoed to
+    the worker's own streams and flushes back off."""
+
+    MAX_BACKOFF = 5.0
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.healthy = True
+        self.failures = 0
+        self.retry_at = 0.0
+
+    def succeeded(self) -> None:
+        if not self.healthy:
+            with bypass():
+                logger.warning("tasklog: the log database is reachable again.")
+        self.healthy = True
+        self.failures = 0
+        self.retry_at = 0.0
+
+    def failed(self, error: BaseException) -> None:
+        with self._lock:
+            self.failures += 1
+            delay = min(0.25 * 2**self.failures, self.MAX_BACKOFF)
+            self.retry_at = time.monotonic() + delay
+            if self.healthy:
+                with bypass():
+                    logger.warning(
+                        "tasklog: cannot write task logs (%s); buffering and retrying.", error
+                    )
+            self.healthy = False
+
+    def may_retry(self, now: float) -> bool:
+        return self.healthy or now >= self.retry_at
+
+
+health = StorageHealth()

@@ -1,0 +1,144 @@
+"""Turning what a task writes into stored lines: splitting, redraws, limits, odd bytes."""
+
+from __future__ import annotations
+
+import codecs
+import io
+import re
+
+_LINE_BREAKS = re.compile(r"(\r\n|\r|\n)")
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def clean_text(text: str) -> str:
+    """Make text storable in any database: NUL and lone surrogates become U+FFFD.
+
+    PostgreSQL rejects NUL in text columns, and lone surrogates (from ``surrogateescape``
+    decoding) cannot be encoded as UTF-8. Everything else, ANSI escapes included, is kept.
+    """
+    if "\x00" in text:
+        text = text.replace("\x00", REPLACEMENT)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = _SURROGATES.sub(REPLACEMENT, text)
+    return text
+
+
+def cut_suffix(count: int) -> str:
+    return f" [… {count:,} characters cut]"
+
+
+def cut_line(line: str, max_length: int) -> str:
+    """A line of at most ``max_length`` characters plus a note of how many were cut."""
+    if len(line) <= max_length:
+        return line
+    return line[:max_length] + cut_suffix(len(line) - max_length)
+
+
+class DBLogWriter(io.TextIOBase):
+    """A text stream for one stream of one task that hands each complete line to the capture.
+
+    Guarantees: a line ends at ``\\n`` or ``\\r\\n``; a lone ``\\r`` redraws the line, so only
+    its last state is kept (a progress bar gives one line, not thousands); a line longer than
+    ``max_line_length`` keeps its start and says how many characters were cut, and memory stays
+    bounded however long the line grows; bytes are decoded as UTF-8 with U+FFFD for invalid
+    sequences; an unfinished last line is stored when the writer is closed.
+    """
+
+    def __init__(self, capture, stream: str, max_line_length: int):
+        super().__init__()
+        self._capture = capture
+        self._stream = stream
+        self._max_line_length = max_line_length
+        self._parts: list[str] = []
+        self._length = 0
+        self._cut = 0
+        self._carriage_return = False
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    @property
+    def encoding(self) -> str:
+        return "utf-8"
+
+    @property
+    def errors(self) -> str:
+        return "replace"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text) -> int:
+        if not isinstance(text, str):
+            return self.write_bytes(text)
+        if "\r" not in text:
+            self._write_without_carriage_returns(text)
+        else:
+            self._write_with_carriage_returns(text)
+        return len(text)
+
+    def write_bytes(self, data) -> int:
+        self.write(self._decoder.decode(bytes(data)))
+        return len(data)
+
+    def flush(self) -> None:
+        """Storing is the capture's job: a ``print(..., flush=True)`` must stay cheap."""
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        tail = self._decoder.decode(b"", final=True)
+        if tail:
+            self.write(tail)
+        if self._parts or self._cut:
+            self._end_line()
+        super().close()
+
+    def _write_without_carriage_returns(self, text: str) -> None:
+        if "\n" not in text:
+            self._append(text)
+            return
+        lines = text.split("\n")
+        for line in lines[:-1]:
+            self._append(line)
+            self._end_line()
+        self._append(lines[-1])
+
+    def _write_with_carriage_returns(self, text: str) -> None:
+        for index, token in enumerate(_LINE_BREAKS.split(text)):
+            if index % 2 == 0:
+                self._append(token)
+            elif token == "\r":
+                self._carriage_return = True
+            else:
+                self._carriage_return = False
+                self._end_line()
+
+    def _append(self, text: str) -> None:
+        if not text:
+            return
+        if self._carriage_return:
+            self._carriage_return = False
+            self._parts.clear()
+            self._length = self._cut = 0
+        room = self._max_line_length - self._length
+        if len(text) > room:
+            self._cut += len(text) - max(room, 0)
+            text = text[: max(room, 0)]
+        if text:
+            self._parts.append(text)
+            self._length += len(text)
+
+    def _end_line(self) -> None:
+        line = "".join(self._parts)
+        if self._cut:
+            line += cut_suffix(self._cut)
+        self._parts.clear()
+        self._length = self._cut = 0
+        self._carriage_return = False
+        self._capture.add_line(self._stream, clean_text(line))

@@ -1,0 +1,175 @@
+"""Database writes of the capture: open a run, store a batch, close a run.
+
+Every write of a batch happens in one short transaction that locks the task's ``TaskLog`` row,
+so two runs under the same task id (a retry racing its predecessor's last flush) number their
+lines one after the other and never collide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.db import IntegrityError, connections, transaction
+from django.utils import timezone
+
+from ..models import Stream, TaskLog, TaskLogLine
+
+LINE_COLUMNS = ("task_id", "seq", "timestamp", "stream", "level", "message")
+
+
+@dataclass
+class Batch:
+    """What a flush takes from a capture: lines numbered relative to the capture's start."""
+
+    lines: list  # (rel_seq, unix_time, stream, level, message), ascending rel_seq
+    lost: list  # [first_rel, last_rel] ranges dropped while the database was away
+    last_rel: int  # highest relative seq assigned so far
+    trimmed: int  # lines the cap discarded in memory before they reached the batch
+    final: bool = False
+    rows: list = field(default_factory=list)
+
+
+def _moment(unix_time: float) -> datetime:
+    return datetime.fromtimestamp(unix_time, tz=UTC)
+
+
+def open_run(capture, alias: str) -> None:
+    """Create the TaskLog, or start a further attempt of it with a marker line naming it."""
+    now = timezone.now()
+    with transaction.atomic(using=alias):
+        log, created = (
+            TaskLog.objects.using(alias)
+            .select_for_update()
+            .get_or_create(
+                task_id=capture.task_id,
+                defaults={
+                    "task_name": capture.task_name,
+                    "worker": capture.worker,
+                    "started": now,
+                    "last_seen": now,
+                    **capture.origin,
+                },
+            )
+        )
+        if not created:
+            previous_unfinished = log.finished is None
+            log.attempts += 1
+            log.finished = None
+            log.interrupted = False
+            log.last_seen = now
+            log.worker = capture.worker or log.worker
+            log.task_name = log.task_name or capture.task_name
+            for name, value in capture.origin.items():
+                setattr(log, name, getattr(log, name) or value)
+            log.lines += 1
+            TaskLogLine.objects.using(alias).create(
+                task_id=capture.task_id,
+                seq=log.lines,
+                timestamp=now,
+                stream=Stream.MARKER,
+                message=capture.attempt_marker(log.attempts, previous_unfinished),
+            )
+            log.save()
+    capture.opened(log)
+
+
+def store_batch(capture, batch: Batch, alias: str) -> None:
+    """Number, cap and insert a batch, and update the TaskLog counters, in one transaction."""
+    with transaction.atomic(using=alias):
+        log = TaskLog.objects.using(alias).select_for_update().get(task_id=capture.task_id)
+        base = log.lines - capture.flushed_rel
+        last_seq = base + batch.last_rel
+        kept = capture.cap.kept_seqs(last_seq)
+        dropped = batch.trimmed
+        rows = []
+        if kept.head is not None:
+            dropped += _drop_middle(capture.task_id, capture.cap, kept.start, alias, rows)
+            log.truncated = True
+        for rel, unix_time, stream, level, message in batch.lines:
+            seq = base + rel
+            if seq in kept:
+                rows.append((capture.task_id, seq, _moment(unix_time), stream, level, message))
+            else:
+                dropped += 1
+        for first_rel, last_rel in batch.lost:
+            first, last = base + first_rel, base + last_rel
+            dropped += last - first + 1
+            marker_seq = kept.first_in(first, last)
+            if marker_seq is not None:
+                rows.append(_lost_marker(capture.task_id, marker_seq, first, last))
+        rows.sort(key=lambda row: row[1])
+        insert_rows(rows, alias)
+        log.lines = last_seq
+        log.dropped += dropped
+        log.last_seen = timezone.now()
+        if batch.final:
+            log.finished = log.last_seen
+        log.save(update_fields=["lines", "dropped", "truncated", "last_seen", "finished"])
+    capture.flushed_rel = batch.last_rel
+
+
+def _drop_middle(task_id: str, cap, window_start: int, alias: str, rows: list) -> int:
+    """Delete stored lines that fell out of the tail window and (re)write the cap marker.
+
+    Returns how many task lines (not markers) the delete removed.
+    """
+    middle = TaskLogLine.objects.using(alias).for_task(task_id).filter(
+        seq__gt=cap.head, seq__lt=window_start
+    )
+    deleted_lines = middle.exclude(stream=Stream.MARKER).delete()[0]
+    middle.delete()
+    first, last = cap.head + 1, window_start - 1
+    message = (
+        f"{last - first + 1:,} lines not stored (seq {first} to {last}): "
+        f"CELERY_TASKLOG_MAX_LINES={cap.max_lines} keeps the first {cap.head} "
+        f"and the last {cap.tail}."
+    )
+    rows.append((task_id, first, timezone.now(), Stream.MARKER, None, message))
+    return deleted_lines
+
+
+def _lost_marker(task_id: str, seq: int, first: int, last: int) -> tuple:
+    message = (
+        f"{last - first + 1:,} lines lost while the database was unreachable "
+        f"(seq {first} to {last}); the worker's own output has them."
+    )
+    return (task_id, seq, timezone.now(), Stream.MARKER, None, message)
+
+
+def insert_rows(rows: list, alias: str) -> None:
+    """COPY on PostgreSQL with psycopg 3 (the fastest ingest), ``bulk_create`` elsewhere."""
+    if not rows:
+        return
+    connection = connections[alias]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            raw = cursor.cursor
+            if hasattr(raw, "copy"):
+                try:
+                    with transaction.atomic(using=alias):
+                        _copy_rows(raw, connection, rows)
+                    return
+                except IntegrityError:
+                    pass  # a row is stored already (a retried flush): insert the rest below.
+    TaskLogLine.objects.using(alias).bulk_create(
+        [TaskLogLine(**dict(zip(LINE_COLUMNS, row, strict=True))) for row in rows],
+        batch_size=2000,
+        ignore_conflicts=True,
+    )
+
+
+def _copy_rows(raw_cursor, connection, rows: list) -> None:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(column) for column in LINE_COLUMNS)
+    statement = f"COPY {quote(TaskLogLine._meta.db_table)} ({columns}) FROM STDIN"
+    with raw_cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def touch_run(task_id: str, alias: str) -> None:
+    """Say the run is alive, so that a sweep does not take a quiet task for a dead one."""
+    TaskLog.objects.using(alias).filter(task_id=task_id, finished__isnull=True).update(
+        last_seen=timezone.now()
+    )
