@@ -121,6 +121,7 @@ def task_log(request, task_id: str):
     }
     context = {
         **admin.site.each_context(request),
+        "is_nav_sidebar_enabled": False,
         "title": task["task_name"] or task_id,
         "task": task,
         "log": log,

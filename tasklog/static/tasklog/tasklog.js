@@ -257,13 +257,9 @@
     state.textContent = task.state;
     state.dataset.state = task.state;
     const bar = this.root.querySelector(".tasklog-progress");
-    if (task.progress === null) {
-      bar.removeAttribute("value");
-      this.field("progress").textContent = "—";
-    } else {
-      bar.value = task.progress;
-      this.field("progress").textContent = task.progress + "%";
-    }
+    bar.hidden = task.progress === null;
+    if (task.progress !== null) bar.value = task.progress;
+    this.field("progress").textContent = task.progress === null ? "—" : task.progress + "%";
     if (task.duration !== null) this.field("duration").textContent = task.duration.toFixed(1) + " s";
     this.field("attempts").textContent = task.attempts;
     this.field("worker").textContent = task.worker || "—";
