@@ -31,6 +31,7 @@ CHROMIUM_ARGS = [
 ]
 XSS = "<script>alert(1)</script>"
 SERVER_START_TIMEOUT = 20
+AT_BOTTOM = "box => box.scrollTop + box.clientHeight >= box.scrollHeight - 8"
 
 
 def free_port() -> int:
@@ -139,3 +140,29 @@ def test_earlier_lines_load_on_demand(live_server_url, browser_page):
     expect(lines).to_have_count(1200)
     expect(earlier).to_be_hidden()
     assert lines.first.get_attribute("data-seq") == "1"
+
+
+def test_auto_scroll_stops_when_the_reader_scrolls_up_and_resumes_at_the_bottom(
+    live_server_url, browser_page
+):
+    page = browser_page
+    outside_the_browser_loop(make_log, messages=[f"line {n}" for n in range(1, 201)])
+    log_in(page, live_server_url, reverse("tasklog:task_log", args=[TASK_ID]))
+    box = page.locator(".tasklog-lines")
+    lines = page.locator(".tasklog-line")
+    jump = page.locator(".tasklog-jump")
+    expect(lines).to_have_count(200)
+    expect(page.locator("[data-field=live]")).to_be_visible()
+    assert box.evaluate(AT_BOTTOM)
+
+    box.evaluate("box => { box.scrollTop = 0; }")
+    expect(jump).to_be_visible()
+    outside_the_browser_loop(add_lines, TASK_ID, ["while reading"])
+    expect(lines).to_have_count(201)
+    assert box.evaluate("box => box.scrollTop") == 0
+
+    jump.click()
+    expect(jump).to_be_hidden()
+    outside_the_browser_loop(add_lines, TASK_ID, ["following again"])
+    expect(lines).to_have_count(202)
+    assert box.evaluate(AT_BOTTOM)
