@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from django.test import AsyncClient
 from django.urls import reverse
 
 from tasklog import views
@@ -253,3 +255,23 @@ class TestDownload:
         TaskLogLine.objects.filter(task_id=TASK_ID).update(level=Level.WARNING)
         text = b"".join(reader.get(url("tasklog:task_log_download")).streaming_content).decode()
         assert text.split(" ", 1)[1] == "log:WARNING careful\n"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_download_streams_asynchronously_under_asgi(monkeypatch):
+    monkeypatch.setattr(views, "DOWNLOAD_PAGE_SIZE", 2)
+    make_log(messages=["one", "two", "three"])
+
+    async def download():
+        client = AsyncClient()
+        await client.aforce_login(await sync_to_async(make_user)("reader"))
+        response = await client.get(url("tasklog:task_log_download"))
+        return response, [chunk async for chunk in response.streaming_content]
+
+    response, chunks = async_to_sync(download)()
+    assert response.is_async
+    assert [line.rsplit(" ", 1)[1] for line in b"".join(chunks).decode().splitlines()] == [
+        "one",
+        "two",
+        "three",
+    ]
