@@ -54,13 +54,17 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
             if not batch:
                 return logs_deleted, lines_deleted
             task_ids = [task_id for _pk, task_id in batch]
-            lines_deleted += TaskLogLine.objects.using(self.db).filter(
-                task_id__in=task_ids
-            ).delete_in_batches(batch_size)
+            lines_deleted += (
+                TaskLogLine.objects.using(self.db)
+                .filter(task_id__in=task_ids)
+                .delete_in_batches(batch_size)
+            )
             with transaction.atomic(using=self.db):
-                logs_deleted += self.model.objects.using(self.db).filter(
-                    pk__in=[pk for pk, _task_id in batch]
-                ).delete()[0]
+                logs_deleted += (
+                    self.model.objects.using(self.db)
+                    .filter(pk__in=[pk for pk, _task_id in batch])
+                    .delete()[0]
+                )
 
 
 class TaskLogLineQuerySet(LogDatabaseQuerySet):

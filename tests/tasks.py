@@ -26,3 +26,61 @@ def print_numbered(self, label: str, count: int, delay: float = 0.0):
         if delay:
             time.sleep(delay)
     return count
+
+
+@shared_task(bind=True, base=TerminalLoggingTask)
+def fail_after_printing(self, lines: int = 3):
+    for number in range(1, lines + 1):
+        print(f"step {number}")
+    raise RuntimeError("the task failed on purpose")
+
+
+@shared_task(bind=True, base=TerminalLoggingTask, max_retries=3)
+def retry_twice(self):
+    print(f"attempt with retries={self.request.retries}")
+    print("second line of this attempt", file=sys.stderr)
+    if self.request.retries < 2:
+        raise self.retry(countdown=0)
+    return "done after two retries"
+
+
+@shared_task(bind=True, base=TerminalLoggingTask)
+def call_inner_eagerly(self):
+    print("outer before")
+    inner = print_numbered.apply(args=("inner", 3))
+    print("outer after")
+    return inner.id
+
+
+@shared_task(bind=True)
+def plain_task(self, fail: bool = False):
+    print("printed by a task without the tasklog base class")
+    if fail:
+        raise ValueError("plain task failed")
+    return "plain"
+
+
+@shared_task(bind=True, base=TerminalLoggingTask)
+def print_bad_input(self):
+    """Every kind of odd output a real task produces."""
+    print("nul\x00byte")
+    sys.stdout.buffer.write(b"invalid \xff\xfe utf-8\n")
+    sys.stdout.buffer.write(bytes(range(256)) + b"\n")
+    print("\x1b[31mred\x1b[0m")
+    for percent in range(0, 101, 5):
+        sys.stdout.write(f"\rprogress {percent}%")
+    sys.stdout.write("\n")
+    print("")
+    print("x" * 200_000)
+    print("<script>alert(1)</script>")
+    sys.stdout.write("unfinished last line")
+    return "ok"
+
+
+@shared_task(bind=True, base=TerminalLoggingTask)
+def print_slowly(self, count: int, interval: float):
+    """Print ``count`` numbered lines, one every ``interval`` seconds, with the time of print."""
+    for number in range(1, count + 1):
+        print(f"line {number} at {time.time():.3f}")
+        time.sleep(interval)
+    return count

@@ -106,7 +106,11 @@ def _captures_descriptors(capture: TaskCapture) -> bool:
 
 
 def record_exception(capture: TaskCapture, error: BaseException) -> None:
-    """How a run ended early: a retry or an ignore is a marker, anything else a traceback."""
+    """How a run ended early: a retry or an ignore is a marker, anything else a traceback.
+
+    Unfinished lines are ended first: they were written before the error.
+    """
+    capture.close_writers()
     if isinstance(error, Retry):
         capture.add_line(Stream.MARKER, f"Attempt ended: {error}")
     elif isinstance(error, Ignore | Reject):

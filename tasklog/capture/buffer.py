@@ -109,7 +109,7 @@ class TaskCapture:
         """The line splitter of a stream; each source (Python, a descriptor) has its own."""
         key = (stream, source)
         writer = self._writers.get(key)
-        if writer is None:
+        if writer is None or writer.closed:
             writer = self._writers[key] = DBLogWriter(self, stream, self.max_line_length)
         return writer
 
@@ -141,9 +141,7 @@ class TaskCapture:
             self._echo(dropped)
 
     def _interval_passed(self) -> bool:
-        return self._oldest is not None and (
-            time.monotonic() - self._oldest >= self.flush_interval
-        )
+        return self._oldest is not None and (time.monotonic() - self._oldest >= self.flush_interval)
 
     def _trim_to_cap(self, newest_rel: int) -> None:
         pending = self._pending
@@ -269,8 +267,7 @@ class TaskCapture:
         self._flushed.clear()
         self._urgent = True
         _wake_flusher()
-        if health.healthy:
-            self._flushed.wait(timeout)
+        health.wait_while_healthy(self._flushed, timeout)
 
     def heartbeat(self) -> None:
         try:

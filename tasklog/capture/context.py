@@ -37,6 +37,7 @@ class StorageHealth:
     the worker's own streams and flushes back off."""
 
     MAX_BACKOFF = 5.0
+    POLL = 0.05
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -63,6 +64,14 @@ class StorageHealth:
                         "tasklog: cannot write task logs (%s); buffering and retrying.", error
                     )
             self.healthy = False
+
+    def wait_while_healthy(self, event: threading.Event, timeout: float) -> bool:
+        """Wait for ``event``, but not for a database that just failed."""
+        deadline = time.monotonic() + timeout
+        while self.healthy and time.monotonic() < deadline:
+            if event.wait(self.POLL):
+                return True
+        return event.is_set()
 
     def may_retry(self, now: float) -> bool:
         return self.healthy or now >= self.retry_at

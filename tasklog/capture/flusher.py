@@ -40,8 +40,7 @@ class Flusher:
         (then the run ends at once and the flusher keeps retrying in the background)."""
         capture.closing = True
         self._wake.set()
-        if health.healthy:
-            capture.closed.wait(CLOSE_TIMEOUT)
+        health.wait_while_healthy(capture.closed, CLOSE_TIMEOUT)
 
     def drain(self, timeout: float) -> None:
         """Store what waits before the process exits."""
@@ -71,8 +70,9 @@ class Flusher:
 
     def _service(self, capture, now: float) -> None:
         if capture.is_due(now):
-            if capture.flush(final=capture.closing):
-                if capture.closing:
+            final = capture.closing  # read once: the task may close while this flush runs
+            if capture.flush(final=final):
+                if final:
                     with self._lock:
                         self._captures.discard(capture)
             else:

@@ -114,8 +114,10 @@ def _drop_middle(task_id: str, cap, window_start: int, alias: str, rows: list) -
 
     Returns how many task lines (not markers) the delete removed.
     """
-    middle = TaskLogLine.objects.using(alias).for_task(task_id).filter(
-        seq__gt=cap.head, seq__lt=window_start
+    middle = (
+        TaskLogLine.objects.using(alias)
+        .for_task(task_id)
+        .filter(seq__gt=cap.head, seq__lt=window_start)
     )
     deleted_lines = middle.exclude(stream=Stream.MARKER).delete()[0]
     middle.delete()

@@ -63,10 +63,12 @@ class TaskStreamProxy:
         return self.original.isatty()
 
     def fileno(self) -> int:
-        fileno = getattr(self.original, "fileno", None)
-        descriptor = fileno() if fileno is not None else None
+        try:
+            descriptor = self.original.fileno()
+        except (AttributeError, io.UnsupportedOperation, OSError):
+            descriptor = None
         if descriptor is None:
-            raise io.UnsupportedOperation(f"sys.{self.stream} has no file descriptor")
+            raise io.UnsupportedOperation(f"sys.{self.stream} has no file descriptor here")
         return descriptor
 
     def writable(self) -> bool:

@@ -1,0 +1,9 @@
+from django.contrib import admin
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.launch, name="launch"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,91 @@
+"""The database going away never breaks a task; what it cost is counted and marked."""
+
+import time
+
+import pytest
+from django.db import OperationalError
+
+from tasklog.capture import capture_output, storage
+from tasklog.capture.context import health
+from tests.utils import log_of, messages, stored
+
+
+class FlakyDatabase:
+    """Stands for a database that refuses writes while ``down`` is set (the edge under test)."""
+
+    def __init__(self, monkeypatch):
+        self.down = True
+        self.refused = 0
+        real_insert = storage.insert_rows
+
+        def insert_rows(rows, alias):
+            if self.down:
+                self.refused += 1
+                raise OperationalError("server closed the connection unexpectedly")
+            return real_insert(rows, alias)
+
+        monkeypatch.setattr(storage, "insert_rows", insert_rows)
+
+
+@pytest.mark.django_db
+def test_a_failed_flush_keeps_the_lines_for_the_next_one(monkeypatch, settings):
+    settings.CELERY_TASKLOG_BATCH_SIZE = 2
+    database = FlakyDatabase(monkeypatch)
+
+    with capture_output("flaky-sync", synchronous=True):
+        print("one")
+        print("two")
+        print("three")
+        database.down = False
+        print("four")
+
+    assert database.refused >= 1
+    assert messages("flaky-sync") == ["one", "two", "three", "four"]
+    assert log_of("flaky-sync").dropped == 0
+    assert health.healthy
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_outage_drops_the_oldest_lines_past_the_buffer_and_marks_them(
+    monkeypatch, settings, capsys
+):
+    settings.CELERY_TASKLOG_BUFFER_LINES = 5
+    database = FlakyDatabase(monkeypatch)
+
+    started = time.monotonic()
+    with capture_output("outage") as capture:
+        for number in range(1, 21):
+            print(f"line {number}")
+        elapsed_in_task = time.monotonic() - started
+        database.down = False
+    assert capture.closed.wait(10), "the flusher stores the rest once the database is back"
+
+    assert elapsed_in_task < 3, "the task does not wait out the outage"
+    assert database.refused >= 1
+    log = log_of("outage")
+    lines = stored("outage")
+    marker = next(line for line in lines if line[1] == "marker")
+    kept = [message for _seq, stream, message in lines if stream == "stdout"]
+    lost = 20 - len(kept)
+    assert lost > 0
+    assert marker[2].startswith(f"{lost} lines lost while the database was unreachable (seq 1 to ")
+    assert kept == [f"line {number}" for number in range(lost + 1, 21)]
+    assert (log.lines, log.dropped) == (20, lost)
+    assert [seq for seq, _stream, _message in lines] == [1, *range(lost + 1, 21)]
+    echoed = capsys.readouterr().out
+    assert all(f"line {number}\n" in echoed for number in range(1, lost + 1))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_ends_at_once_while_the_database_is_away(monkeypatch):
+    database = FlakyDatabase(monkeypatch)
+
+    started = time.monotonic()
+    with capture_output("still-away") as capture:
+        print("written during the outage")
+    ended_after = time.monotonic() - started
+
+    assert ended_after < 3
+    database.down = False
+    assert capture.closed.wait(10)
+    assert messages("still-away") == ["written during the outage"]
