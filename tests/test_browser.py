@@ -16,6 +16,7 @@ from django.db import connections
 from django.urls import reverse
 from playwright.sync_api import expect, sync_playwright
 
+from tasklog.models import TaskLog
 from tests.logs import TASK_ID, add_lines, make_log, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -166,3 +167,69 @@ def test_auto_scroll_stops_when_the_reader_scrolls_up_and_resumes_at_the_bottom(
     outside_the_browser_loop(add_lines, TASK_ID, ["following again"])
     expect(lines).to_have_count(202)
     assert box.evaluate(AT_BOTTOM)
+
+
+def wait_for_log(task_id: str, timeout: float = 30.0):
+    """The TaskLog the worker creates when the task starts."""
+    deadline = time.monotonic() + timeout
+    while (log := TaskLog.objects.find(task_id)) is None:
+        if time.monotonic() > deadline:
+            pytest.fail(f"task {task_id} wrote no log within {timeout:.0f} s", pytrace=False)
+        time.sleep(0.05)
+    return log
+
+
+RECORD_PROGRESS = """() => {
+    window.progressSeen = [];
+    const field = document.querySelector('[data-field="progress"]');
+    new MutationObserver(() => window.progressSeen.push(field.textContent))
+        .observe(field, {childList: true, characterData: true, subtree: true});
+}"""
+
+
+def test_watch_a_real_task_print_progress_and_succeed(
+    worker_factory, live_server_url, browser_page
+):
+    from example.tasks import timed_print_task
+
+    worker_factory()
+    page = browser_page
+    log_in(page, live_server_url, reverse("admin:index"))
+    task_id = outside_the_browser_loop(lambda: timed_print_task.delay(8, 0.5).id)
+    log = outside_the_browser_loop(wait_for_log, task_id)
+    page.goto(live_server_url + reverse("tasklog:task_log", args=[task_id]))
+    page.evaluate(RECORD_PROGRESS)
+    lines_at_load = page.locator(".tasklog-line").count()
+
+    finished = page.locator("[data-field=finished]")
+    expect(finished).to_have_text("Finished: SUCCESS", timeout=30_000)
+    messages = page.locator(".tasklog-stream-stdout .tasklog-message").all_inner_texts()
+    assert messages == [f"Line {n} of 8" for n in range(1, 9)]
+    assert lines_at_load < page.locator(".tasklog-line").count()
+    assert page.locator(".tasklog-stream-log .tasklog-message").first.inner_text() == (
+        "INFO example.tasks: Printing 8 lines, one every 0.5 s"
+    )
+    progress_seen = page.evaluate("window.progressSeen")
+    assert any(value not in {"—", "100%"} for value in progress_seen), progress_seen
+    expect(page.locator("[data-field=progress]")).to_have_text("100%")
+    expect(page.locator("[data-field=state]")).to_have_text("SUCCESS")
+    expect(page.locator("[data-field=live]")).to_be_hidden()
+    assert log.task_name == "example.tasks.timed_print_task"
+    screenshot(page, "tasklog-worker-success.png")
+
+
+def test_markup_printed_by_a_real_task_stays_text(worker_factory, live_server_url, browser_page):
+    from tests.tasks import print_numbered
+
+    worker_factory()
+    page = browser_page
+    log_in(page, live_server_url, reverse("admin:index"))
+    task_id = outside_the_browser_loop(lambda: print_numbered.delay(XSS, 3).id)
+    outside_the_browser_loop(wait_for_log, task_id)
+    page.goto(live_server_url + reverse("tasklog:task_log", args=[task_id]))
+
+    expect(page.locator("[data-field=finished]")).to_have_text("Finished: SUCCESS")
+    assert page.locator(".tasklog-stream-stdout .tasklog-message").inner_text() == f"{XSS} 1 out"
+    assert page.locator(".tasklog-stream-stderr .tasklog-message").inner_text() == f"{XSS} 3 err"
+    assert page.locator(".tasklog-lines script").count() == 0
+    assert page.dialogs == []
