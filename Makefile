@@ -1,0 +1,25 @@
+# make demo: run the example project with a worker and watch a task's log.
+# make test: the whole test suite against throwaway PostgreSQL and Redis servers.
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo stop test lint
+
+$(INSTALLED): setup.cfg pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(INSTALLED)
+	scripts/demo.sh start
+
+stop:
+	scripts/demo.sh stop
+
+test: $(INSTALLED)
+	python3 scripts/with_services.py -- $(PYTHON) -m pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .

@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Run one command beside throwaway PostgreSQL and Redis servers: ``make test`` uses it.
+
+    python3 scripts/with_services.py -- .venv/bin/python -m pytest
+
+Missing Debian packages (postgresql, redis-server, chromium for the browser tests) are installed
+with apt-get when running as root. Both servers listen on free loopback ports, keep their data in
+one temporary directory and exist for this run only; the command sees them as ``DATABASE_URL``
+and ``CELERY_BROKER_URL``. Whatever happens (failure, Ctrl-C, SIGTERM) the servers are stopped
+and the directory removed, and the exit status is the command's.
+
+Without root and without the packages the command runs without those variables: integration
+tests then skip, or fail when ``CI=true``. Only the standard library is used, so this runs
+before the virtualenv exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+IS_ROOT = os.geteuid() == 0
+STARTUP_ATTEMPTS = 3
+READY_TIMEOUT = 30.0
+
+
+def say(message: str) -> None:
+    print(f"[with_services] {message}", file=sys.stderr, flush=True)
+
+
+def postgres_bindir() -> Path | None:
+    """The newest installed PostgreSQL server's bin directory."""
+    candidates = glob.glob("/usr/lib/postgresql/*/bin/initdb")
+    if not candidates:
+        return None
+    return Path(max(candidates, key=lambda path: int(Path(path).parts[4]))).parent
+
+
+def missing_packages() -> list[str]:
+    wanted = {
+        "postgresql": postgres_bindir() is not None,
+        "redis-server": shutil.which("redis-server") is not None,
+        "chromium": shutil.which("chromium") is not None,
+    }
+    return [package for package, present in wanted.items() if not present]
+
+
+def install_packages(packages: list[str]) -> None:
+    if not packages:
+        return
+    if not IS_ROOT:
+        say(f"not root: cannot install {', '.join(packages)}; tests needing them will skip")
+        return
+    say(f"installing {', '.join(packages)} with apt-get")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", *packages],
+        check=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, what: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not accept connections on port {port}")
+
+
+def as_postgres(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: run its tools as the ``postgres`` user then."""
+    return ["runuser", "-u", "postgres", "--", *command] if IS_ROOT else command
+
+
+def run_quietly(command: list[str]) -> None:
+    result = subprocess.run(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout.decode(errors='replace')}")
+
+
+@contextlib.contextmanager
+def postgres_server(workdir: Path) -> Iterator[str]:
+    """A PostgreSQL cluster with trust authentication; yields its database URL."""
+    bindir = postgres_bindir()
+    datadir = workdir / "postgres"
+    datadir.mkdir()
+    if IS_ROOT:
+        shutil.chown(datadir, "postgres", "postgres")
+    run_quietly(
+        as_postgres(
+            [str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust", "-N"]
+        )
+    )
+    port = on_a_free_port("PostgreSQL", lambda port: start_postgres(bindir, datadir, port))
+    try:
+        createdb = [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port)]
+        run_quietly([*createdb, "-U", "postgres", "tasklog"])
+        yield f"postgres://postgres@127.0.0.1:{port}/tasklog"
+    finally:
+        subprocess.run(
+            as_postgres([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "-w", "stop"]),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+
+
+def start_postgres(bindir: Path, datadir: Path, port: int) -> None:
+    options = (
+        f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    )
+    command = [str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options]
+    run_quietly(as_postgres([*command, "-l", str(datadir / "server.log"), "-w", "start"]))
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    """A Redis server without persistence; yields its broker URL."""
+    pidfile = workdir / "redis.pid"
+    port = on_a_free_port("Redis", lambda port: start_redis(workdir, pidfile, port))
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop_pidfile(pidfile)
+
+
+def start_redis(workdir: Path, pidfile: Path, port: int) -> None:
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
+    command += ["--daemonize", "yes", "--save", "", "--appendonly", "no"]
+    command += ["--dir", str(workdir), "--pidfile", str(pidfile)]
+    run_quietly([*command, "--logfile", str(workdir / "redis.log")])
+    try:
+        wait_for_port(port, "Redis")
+    except RuntimeError:
+        stop_pidfile(pidfile)
+        raise
+
+
+def on_a_free_port(what: str, start: Callable[[int], None]) -> int:
+    """Call ``start(port)`` on free ports until it works: a port may be taken meanwhile."""
+    for _attempt in range(STARTUP_ATTEMPTS - 1):
+        port = free_port()
+        try:
+            start(port)
+            return port
+        except RuntimeError as error:
+            say(f"{what} did not start on port {port}, retrying: {error}")
+    port = free_port()
+    start(port)
+    return port
+
+
+def stop_pidfile(pidfile: Path, timeout: float = 10.0) -> None:
+    """SIGTERM the process named in ``pidfile``, SIGKILL it if it is still there after timeout."""
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        pid = int(pidfile.read_text().strip())
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                os.kill(pid, 0)
+                time.sleep(0.05)
+            os.kill(pid, signal.SIGKILL)
+
+
+def run(command: list[str], env: dict[str, str]) -> int:
+    process = subprocess.Popen(command, env=env)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", nargs="+", help="the command to run, after --")
+    args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C does, so the servers are stopped either way.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+    install_packages(missing_packages())
+    env = dict(os.environ)
+    workdir = Path(tempfile.mkdtemp(prefix="tasklog-services-"))
+    workdir.chmod(0o755)  # the postgres user must reach its data directory
+    try:
+        with contextlib.ExitStack() as services:
+            if postgres_bindir() is not None:
+                env["DATABASE_URL"] = services.enter_context(postgres_server(workdir))
+            if shutil.which("redis-server"):
+                env["CELERY_BROKER_URL"] = services.enter_context(redis_server(workdir))
+            say(f"DATABASE_URL={env.get('DATABASE_URL', '(unset)')}")
+            say(f"CELERY_BROKER_URL={env.get('CELERY_BROKER_URL', '(unset)')}")
+            return run(args.command, env)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Fixtures of the integration tests: real Celery workers on PostgreSQL and Redis.
+
+A test marked ``integration`` skips when the services are missing, and fails instead under
+``CI=true``. Each one starts with an empty broker. Tests that start workers get pytest-django's
+``transactional_db``: a worker process cannot see rows inside the test's transaction.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import harness
+
+
+@pytest.fixture(autouse=True)
+def _integration_services(request):
+    if request.node.get_closest_marker("integration") is None:
+        return
+    harness.require_services()
+    harness.flush_broker()
+
+
+@pytest.fixture
+def celery_app():
+    """``tests.celery_app.app``, made current and configured to the test broker."""
+    from tests.celery_app import app
+
+    app.set_current()
+    return app
+
+
+@pytest.fixture
+def worker_factory(transactional_db, celery_app, tmp_path):
+    """``start_worker(pool="prefork", concurrency=2, env=None, loglevel="INFO")``.
+
+    Each call starts a real ``celery worker`` process on the test database and returns its
+    ``WorkerProcess`` once it answers ping. All of them are stopped at teardown; their output is
+    printed then, so pytest shows it for a failing test.
+    """
+    from django.db import connection
+
+    workers: list[harness.WorkerProcess] = []
+
+    def start_worker(
+        pool: str = "prefork",
+        concurrency: int = 2,
+        env: dict[str, str] | None = None,
+        loglevel: str = "INFO",
+    ) -> harness.WorkerProcess:
+        worker = harness.start_worker(
+            celery_app,
+            tmp_path,
+            connection.settings_dict["NAME"],
+            pool=pool,
+            concurrency=concurrency,
+            env=env,
+            loglevel=loglevel,
+        )
+        workers.append(worker)
+        return worker
+
+    yield start_worker
+    for worker in workers:
+        worker.stop()
+        print(f"--- output of worker {worker.nodename} ---\n{worker.output()}")
