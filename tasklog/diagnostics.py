@@ -22,7 +22,7 @@ from .conf import PREFIX, settings
 from .models import TaskLog, TaskLogLine
 from .reading import local_time
 from .schedule import PRUNE_ENTRY_NAME, beat_ready, prune_entry
-from .signals import _pool_name
+from .signals import pool_name
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 PROBE_TASK = "tasklog.probe"
@@ -112,7 +112,7 @@ def check_workers(app, timeout: float, broker_reachable: bool):
     if not replies:
         return FAIL, f"No worker answered within {min(timeout, PING_TIMEOUT):g} s.", START_WORKER
     pools = {
-        name: _pool_name(stats.get("pool", {}).get("implementation", ""))
+        name: pool_name(stats.get("pool", {}).get("implementation", ""))
         for name, stats in sorted(replies.items())
     }
     detail = ", ".join(
