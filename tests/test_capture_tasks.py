@@ -4,7 +4,7 @@ import pytest
 from celery import states
 
 from tests import tasks
-from tests.utils import log_of, messages, stored
+from tests.utils import log_of, messages, retried_twice_log, stored
 
 pytestmark = pytest.mark.django_db
 
@@ -46,20 +46,7 @@ def test_retries_continue_one_gap_free_log_with_a_marker_per_attempt():
     result = tasks.retry_twice.apply()
 
     assert result.get() == "done after two retries"
-    worker = log_of(result.id).worker
-    assert worker
-    assert stored(result.id) == [
-        (1, "stdout", "attempt with retries=0"),
-        (2, "stderr", "second line of this attempt"),
-        (3, "marker", "Attempt ended: Retry in 0s"),
-        (4, "marker", f"Attempt 2 (retry 1) started on {worker}."),
-        (5, "stdout", "attempt with retries=1"),
-        (6, "stderr", "second line of this attempt"),
-        (7, "marker", "Attempt ended: Retry in 0s"),
-        (8, "marker", f"Attempt 3 (retry 2) started on {worker}."),
-        (9, "stdout", "attempt with retries=2"),
-        (10, "stderr", "second line of this attempt"),
-    ]
+    assert stored(result.id) == retried_twice_log(log_of(result.id).worker)
     log = log_of(result.id)
     assert (log.attempts, log.lines, log.dropped) == (3, 10, 0)
 

@@ -16,7 +16,7 @@ from django.db import connection
 
 from tasklog.models import TaskLog
 from tests import harness, tasks
-from tests.utils import log_of, messages, stored
+from tests.utils import log_of, messages, retried_twice_log, stored
 
 pytestmark = pytest.mark.integration
 
@@ -81,19 +81,7 @@ def test_a_task_retried_twice_keeps_all_three_attempts_in_one_log(worker_factory
 
     assert harness.wait_for_task_result(result.id, worker=worker).status == states.SUCCESS
     log = log_of(result.id)
-    host = log.worker
-    assert stored(result.id) == [
-        (1, "stdout", "attempt with retries=0"),
-        (2, "stderr", "second line of this attempt"),
-        (3, "marker", "Attempt ended: Retry in 0s"),
-        (4, "marker", f"Attempt 2 (retry 1) started on {host}."),
-        (5, "stdout", "attempt with retries=1"),
-        (6, "stderr", "second line of this attempt"),
-        (7, "marker", "Attempt ended: Retry in 0s"),
-        (8, "marker", f"Attempt 3 (retry 2) started on {host}."),
-        (9, "stdout", "attempt with retries=2"),
-        (10, "stderr", "second line of this attempt"),
-    ]
+    assert stored(result.id) == retried_twice_log(log.worker)
     assert (log.attempts, log.lines, log.dropped) == (3, 10, 0)
 
 
@@ -237,8 +225,8 @@ def outage():
     outage.admin.close()
 
 
-def test_a_database_outage_mid_task_loses_nothing_the_buffer_holds(worker_factory, outage):
-    worker = worker_factory(pool="threads", concurrency=2)
+def run_through_an_outage(worker, outage) -> TaskLog:
+    """Run a 6 s task that prints every 0.1 s while the database is away for 2.5 s of it."""
     result = tasks.print_slowly.delay(60, 0.1)
     wait_for(lambda: len(stored(result.id)) >= 10)
 
@@ -247,8 +235,15 @@ def test_a_database_outage_mid_task_loses_nothing_the_buffer_holds(worker_factor
     outage.end()
 
     assert harness.wait_for_task_result(result.id, worker=worker).status == states.SUCCESS
-    log = wait_for(lambda: TaskLog.objects.finished().filter(task_id=result.id).first())
-    lines = messages(result.id)
+    return wait_for(lambda: TaskLog.objects.finished().filter(task_id=result.id).first())
+
+
+def test_a_database_outage_mid_task_loses_nothing_the_buffer_holds(worker_factory, outage):
+    worker = worker_factory(pool="threads", concurrency=2)
+
+    log = run_through_an_outage(worker, outage)
+
+    lines = messages(log.task_id)
     assert [line.split(" at ")[0] for line in lines] == [f"line {n}" for n in range(1, 61)]
     assert log.dropped == 0
     assert "cannot write task logs" in worker.output()
@@ -256,16 +251,10 @@ def test_a_database_outage_mid_task_loses_nothing_the_buffer_holds(worker_factor
 
 def test_a_long_outage_drops_the_oldest_lines_and_says_so(worker_factory, outage):
     worker = worker_factory(pool="threads", concurrency=2, env={"CELERY_TASKLOG_BUFFER_LINES": "5"})
-    result = tasks.print_slowly.delay(60, 0.1)
-    wait_for(lambda: len(stored(result.id)) >= 10)
 
-    outage.begin()
-    time.sleep(2.5)
-    outage.end()
+    log = run_through_an_outage(worker, outage)
 
-    assert harness.wait_for_task_result(result.id, worker=worker).status == states.SUCCESS
-    log = wait_for(lambda: TaskLog.objects.finished().filter(task_id=result.id).first())
-    lines = stored(result.id)
+    lines = stored(log.task_id)
     printed = [message.split(" at ")[0] for _seq, stream, message in lines if stream == "stdout"]
     lost = 60 - len(printed)
     assert lost > 0

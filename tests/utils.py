@@ -20,3 +20,17 @@ def messages(task_id: str, stream: str | None = None) -> list[str]:
 
 def log_of(task_id: str) -> TaskLog:
     return TaskLog.objects.get(task_id=task_id)
+
+
+def retried_twice_log(worker: str) -> list[tuple[int, str, str]]:
+    """The stored log of ``tests.tasks.retry_twice``: three attempts, one gap-free log."""
+    attempt = [("stdout", "attempt with retries={}"), ("stderr", "second line of this attempt")]
+    lines = []
+    for retries in range(3):
+        if retries:
+            lines.append(("marker", "Attempt ended: Retry in 0s"))
+            lines.append(
+                ("marker", f"Attempt {retries + 1} (retry {retries}) started on {worker}.")
+            )
+        lines += [(stream, text.format(retries)) for stream, text in attempt]
+    return [(seq, stream, message) for seq, (stream, message) in enumerate(lines, start=1)]
