@@ -20,6 +20,10 @@ class LogDatabaseQuerySet(models.QuerySet):
 
 
 class TaskLogQuerySet(LogDatabaseQuerySet):
+    def find(self, task_id: str):
+        """The log of ``task_id``, or None: one lookup by the unique task id."""
+        return self.filter(task_id=task_id).first()
+
     def running(self):
         return self.filter(finished__isnull=True, interrupted=False)
 

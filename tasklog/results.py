@@ -5,7 +5,9 @@ Two queries instead of a SQL join, so that the log tables may live in another da
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from numbers import Real
 
 from celery import states
 from django.apps import apps
@@ -49,3 +51,36 @@ def effective_state(log, result) -> str:
 
 def is_final(state: str) -> bool:
     return state in states.READY_STATES or state in {INTERRUPTED, FINISHED}
+
+
+def progress_of(result) -> float | None:
+    """How far the task got, in percent (0-100), or None when it does not say.
+
+    While a task reports progress (``self.update_state(state="PROGRESS", meta=...)``)
+    django-celery-results keeps the meta as the JSON ``result``: ``{"current": 3, "total": 8}``
+    or ``{"progress": 37.5}`` (a percentage). A successful task is at 100.
+    """
+    if result is None:
+        return None
+    if result.status == states.SUCCESS:
+        return 100.0
+    if result.status in states.READY_STATES or result.content_type != "application/json":
+        return None
+    try:
+        meta = json.loads(result.result or "null")
+    except ValueError:
+        return None
+    return _percent(meta) if isinstance(meta, dict) else None
+
+
+def _percent(meta: dict) -> float | None:
+    current, total, progress = meta.get("current"), meta.get("total"), meta.get("progress")
+    if _is_number(current) and _is_number(total) and total > 0:
+        progress = 100 * current / total
+    if not _is_number(progress):
+        return None
+    return round(min(max(float(progress), 0.0), 100.0), 1)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .results import effective_state
+from .results import effective_state, progress_of
 
 
 def _iso(moment) -> str | None:
@@ -17,6 +17,7 @@ def task_as_dict(log, result) -> dict:
         or getattr(result, "task_name", "")
         or "",
         "state": effective_state(log, result),
+        "progress": progress_of(result),
         "started": _iso(log.started) if log is not None else None,
         "finished": _iso(log.finished) if log is not None else None,
         "duration": duration.total_seconds() if duration is not None else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import Task
+from django.db import close_old_connections
 
 from .capture import capture_task_run
 
@@ -15,5 +16,11 @@ class TerminalLoggingTask(Task):
     """
 
     def __call__(self, *args, **kwargs):
-        with capture_task_run(self):
-            return super().__call__(*args, **kwargs)
+        try:
+            with capture_task_run(self):
+                return super().__call__(*args, **kwargs)
+        finally:
+            if not self.request.is_eager:
+                # The result is stored next, on this thread's connection: if the database went
+                # away during the run, let Django drop the dead connection (as after a request).
+                close_old_connections()

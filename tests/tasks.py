@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 import sys
 import time
 
@@ -84,3 +86,12 @@ def print_slowly(self, count: int, interval: float):
         print(f"line {number} at {time.time():.3f}")
         time.sleep(interval)
     return count
+
+
+@shared_task(bind=True, base=TerminalLoggingTask)
+def write_from_a_child_process(self):
+    """Output that bypasses ``sys.stdout``: a child process and a raw descriptor write."""
+    print("python print")
+    subprocess.run(["echo", "from a child process"], check=True)
+    os.write(2, b"raw write to descriptor 2\n")
+    return "ok"

@@ -167,13 +167,16 @@ class TaskCapture:
             dropped.append((stream, message))
         return dropped
 
-    def _note_lost(self, rel: int) -> None:
-        for lost in self._lost:
-            if lost[0] - 1 <= rel <= lost[1] + 1:
-                lost[0], lost[1] = min(lost[0], rel), max(lost[1], rel)
-                return
-        self._lost.append([rel, rel])
-        self._lost.sort()
+    def _note_lost(self, first: int, last: int | None = None) -> None:
+        """Remember dropped relative seqs as merged ranges: one marker explains each gap."""
+        ranges = sorted([*self._lost, [first, first if last is None else last]])
+        merged = [ranges[0]]
+        for low, high in ranges[1:]:
+            if low <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], high)
+            else:
+                merged.append([low, high])
+        self._lost = merged
 
     def _echo(self, lines: list) -> None:
         """Lines the database will never get go to the worker's own output instead."""
@@ -220,8 +223,7 @@ class TaskCapture:
         with self._lock:
             self._pending.extendleft(reversed(batch.lines))
             for first, last in batch.lost:
-                self._note_lost(first)
-                self._note_lost(last)
+                self._note_lost(first, last)
             self._trimmed += batch.trimmed
             if self._pending:
                 self._oldest = time.monotonic()
@@ -248,9 +250,10 @@ class TaskCapture:
                 except BaseException:
                     self.give_back(batch)
                     raise
-            except Exception as error:
+            except Exception as error:  # any failure: keep the lines and retry later
                 health.failed(error)
-                _discard_connection(self.alias)
+                if not self.synchronous:  # the caller's connection is the caller's business
+                    _discard_connection(self.alias)
                 return False
         self.last_flush = time.monotonic()
         self._urgent = False

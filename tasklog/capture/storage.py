@@ -134,7 +134,7 @@ def _drop_middle(task_id: str, cap, window_start: int, alias: str, rows: list) -
     middle.delete()
     first, last = cap.head + 1, window_start - 1
     message = (
-        f"{last - first + 1:,} lines not stored (seq {first} to {last}): "
+        f"{_lines(last - first + 1)} not stored (seq {first} to {last}): "
         f"CELERY_TASKLOG_MAX_LINES={cap.max_lines} keeps the first {cap.head} "
         f"and the last {cap.tail}."
     )
@@ -142,9 +142,13 @@ def _drop_middle(task_id: str, cap, window_start: int, alias: str, rows: list) -
     return deleted_lines
 
 
+def _lines(count: int) -> str:
+    return f"{count:,} line" if count == 1 else f"{count:,} lines"
+
+
 def _lost_marker(task_id: str, seq: int, first: int, last: int) -> tuple:
     message = (
-        f"{last - first + 1:,} lines lost while the database was unreachable "
+        f"{_lines(last - first + 1)} lost while the database was unreachable "
         f"(seq {first} to {last}); the worker's own output has them."
     )
     return (task_id, seq, timezone.now(), Stream.MARKER, None, message)

@@ -130,8 +130,11 @@ class TaskLogHandler(logging.Handler):
     """Stores records emitted inside a task as stream ``log`` lines with their level.
 
     Installed on the root logger and on ``celery.task`` (which does not propagate); a record
-    seen by both is stored once.
+    seen by both is stored once. The worker's own bookkeeping about the task ("Task ...
+    succeeded", logged before Celery's ``task_postrun``) is not the task's output.
     """
+
+    IGNORED_LOGGERS = ("celery.app.trace", "celery.worker")
 
     def __init__(self):
         super().__init__()
@@ -139,7 +142,11 @@ class TaskLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         capture = active_capture()
-        if capture is None or getattr(record, "_tasklog_capture", None) is capture:
+        if (
+            capture is None
+            or getattr(record, "_tasklog_capture", None) is capture
+            or record.name.startswith(self.IGNORED_LOGGERS)
+        ):
             return
         record._tasklog_capture = capture
         try:

@@ -1,0 +1,147 @@
+"""Server-Sent Events for one task's log: the event format and the stream that follows the task.
+
+Every stored line is one event ``line`` whose ``id:`` is the line's seq, so a browser that
+reconnects sends ``Last-Event-ID`` and resumes exactly after the last line it saw. Between
+lines the stream sends ``state`` when the task's state or progress changes, a comment as a
+heartbeat, and at the end one event ``end`` carrying the final task header, then closes.
+
+The database is polled by (task_id, seq), an index range scan, every ``POLL_INTERVAL``
+seconds. Each poll runs in the event loop's shared thread pool and hands its database
+connection back afterwards (as a request would, honouring ``CONN_MAX_AGE`` and connection
+pools), so a viewer holds neither a thread nor a connection while it waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+
+from .models import TaskLog, TaskLogLine
+from .results import is_final, result_for
+from .serializers import line_as_dict, task_as_dict
+
+POLL_INTERVAL = 0.25
+HEARTBEAT_INTERVAL = 15.0
+MAX_LIFETIME = 30 * 60
+BATCH_SIZE = 500
+RECONNECT_MS = 2000
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The task header and the lines stored after a seq, read in that order."""
+
+    task: dict
+    lines: list[dict]
+
+    @property
+    def caught_up(self) -> bool:
+        return len(self.lines) < BATCH_SIZE
+
+
+def read_snapshot(task_id: str, after: int) -> Snapshot:
+    """Read the header first, then the lines: a final state read here means all lines are in.
+
+    The capture engine stores the last lines before the task's state turns final, so lines
+    read after a final state are the complete rest of the log.
+    """
+    task = task_as_dict(TaskLog.objects.find(task_id), result_for(task_id))
+    lines = TaskLogLine.objects.for_task(task_id).after(after).head(BATCH_SIZE)
+    return Snapshot(task=task, lines=[line_as_dict(line) for line in lines])
+
+
+def poll(task_id: str, after: int) -> Snapshot:
+    """``read_snapshot`` on a shared pool thread, handing the connection back as a request would."""
+    close_old_connections()
+    try:
+        return read_snapshot(task_id, after)
+    finally:
+        close_old_connections()
+
+
+def format_event(event: str, data: dict, event_id: int | None = None) -> str:
+    """One SSE event; ``data`` is JSON with non-ASCII escaped, so it is always one line."""
+    fields = [f"id: {event_id}"] if event_id is not None else []
+    fields += [f"event: {event}", f"data: {json.dumps(data, separators=(',', ':'))}"]
+    return "\n".join(fields) + "\n\n"
+
+
+def retry_field(milliseconds: int) -> str:
+    return f"retry: {milliseconds}\n\n"
+
+
+HEARTBEAT = ": keep-alive\n\n"
+
+
+def _status(task: dict) -> tuple:
+    return task["state"], task["progress"], task["finished"], task["attempts"]
+
+
+def events_for(snapshot: Snapshot, previous_status: tuple | None) -> list[str]:
+    """The events a snapshot adds: its lines, then ``state`` or ``end`` once caught up."""
+    events = [format_event("line", line, line["seq"]) for line in snapshot.lines]
+    if snapshot.caught_up:
+        if is_final(snapshot.task["state"]):
+            events.append(format_event("end", snapshot.task))
+        elif _status(snapshot.task) != previous_status:
+            events.append(format_event("state", snapshot.task))
+    return events
+
+
+def is_end(snapshot: Snapshot) -> bool:
+    return snapshot.caught_up and is_final(snapshot.task["state"])
+
+
+async def follow_task(
+    task_id: str,
+    after: int,
+    *,
+    lifetime: float = MAX_LIFETIME,
+    poll_interval: float = POLL_INTERVAL,
+    heartbeat_interval: float = HEARTBEAT_INTERVAL,
+) -> AsyncIterator[str]:
+    """Events for the lines after ``after`` until the task ends or ``lifetime`` is over.
+
+    When the lifetime is over the stream just closes: the browser reconnects after
+    ``RECONNECT_MS`` with ``Last-Event-ID`` and a fresh connection carries on.
+    """
+    read = sync_to_async(poll, thread_sensitive=False)
+    yield retry_field(RECONNECT_MS)
+    now = time.monotonic()
+    deadline, last_sent, status = now + lifetime, now, None
+    while True:
+        snapshot = await read(task_id, after)
+        events = events_for(snapshot, status)
+        if events:
+            yield "".join(events)
+            last_sent = time.monotonic()
+        if is_end(snapshot):
+            return
+        if snapshot.lines:
+            after = snapshot.lines[-1]["seq"]
+        if snapshot.caught_up:
+            status = _status(snapshot.task)
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            if now - last_sent >= heartbeat_interval:
+                yield HEARTBEAT
+                last_sent = now
+            await asyncio.sleep(poll_interval)
+
+
+async def one_pass(task_id: str, after: int) -> str:
+    """What is there now, for servers that cannot stream asynchronously (WSGI).
+
+    The response ends at once and the browser comes back after ``RECONNECT_MS`` with
+    ``Last-Event-ID``: short polling over SSE, no thread held between polls. It reads in the
+    request's own thread, whose connection the end of the request hands back.
+    """
+    snapshot = await sync_to_async(read_snapshot)(task_id, after)
+    return retry_field(RECONNECT_MS) + "".join(events_for(snapshot, None))

@@ -1,0 +1,286 @@
+"""The capture engine in real Celery workers on PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+import psycopg
+import pytest
+from celery import states
+from django.conf import settings
+from django.db import connection
+
+from tasklog.models import TaskLog
+from tests import harness, tasks
+from tests.utils import log_of, messages, stored
+
+pytestmark = pytest.mark.integration
+
+UNCAPPED = {"CELERY_TASKLOG_MAX_LINES": "0"}
+
+
+def expected_numbered(label: str, count: int) -> list[str]:
+    """What ``tasks.print_numbered`` writes, in order."""
+    lines = []
+    for number in range(1, count + 1):
+        kind = ("err", "out", "log")[number % 3]
+        prefix = "tests.tasks: " if kind == "log" else ""
+        lines.append(f"{prefix}{label} {number} {kind}")
+    return lines
+
+
+def wait_for(condition, timeout: float = 30.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout} s", pytrace=False)
+
+
+@pytest.mark.parametrize(("pool", "concurrency"), [("threads", 8), ("prefork", 4), ("solo", 1)])
+def test_eight_concurrent_tasks_store_every_line_once_in_its_own_log(
+    worker_factory, pool, concurrency
+):
+    worker = worker_factory(pool=pool, concurrency=concurrency, env=UNCAPPED)
+
+    results = [tasks.print_numbered.delay(f"task{index}", 2000) for index in range(8)]
+
+    for index, result in enumerate(results):
+        assert harness.wait_for_task_result(result.id, worker=worker).status == states.SUCCESS
+        lines = stored(result.id)
+        assert [message for _seq, _stream, message in lines] == expected_numbered(
+            f"task{index}", 2000
+        )
+        assert [seq for seq, _stream, _message in lines] == list(range(1, 2001))
+        log = log_of(result.id)
+        assert (log.lines, log.dropped, log.finished is not None) == (2000, 0, True)
+
+
+def test_the_traceback_is_stored_before_the_state_turns_failure(worker_factory):
+    worker = worker_factory(pool="threads", concurrency=2)
+
+    result = tasks.fail_after_printing.delay(3)
+
+    assert harness.wait_for_task_result(result.id, worker=worker).status == states.FAILURE
+    lines = messages(result.id)  # read the moment FAILURE is visible: no waiting
+    assert lines[:3] == ["step 1", "step 2", "step 3"]
+    assert lines[3] == "Traceback (most recent call last):"
+    assert lines[-1] == "RuntimeError: the task failed on purpose"
+
+
+def test_a_task_retried_twice_keeps_all_three_attempts_in_one_log(worker_factory):
+    worker = worker_factory(pool="threads", concurrency=4)
+
+    result = tasks.retry_twice.delay()
+
+    assert harness.wait_for_task_result(result.id, worker=worker).status == states.SUCCESS
+    log = log_of(result.id)
+    host = log.worker
+    assert stored(result.id) == [
+        (1, "stdout", "attempt with retries=0"),
+        (2, "stderr", "second line of this attempt"),
+        (3, "marker", "Attempt ended: Retry in 0s"),
+        (4, "marker", f"Attempt 2 (retry 1) started on {host}."),
+        (5, "stdout", "attempt with retries=1"),
+        (6, "stderr", "second line of this attempt"),
+        (7, "marker", "Attempt ended: Retry in 0s"),
+        (8, "marker", f"Attempt 3 (retry 2) started on {host}."),
+        (9, "stdout", "attempt with retries=2"),
+        (10, "stderr", "second line of this attempt"),
+    ]
+    assert (log.attempts, log.lines, log.dropped) == (3, 10, 0)
+
+
+def test_bad_input_is_stored_on_postgresql(worker_factory):
+    worker = worker_factory(pool="prefork", concurrency=1)
+
+    result = tasks.print_bad_input.delay()
+
+    assert harness.wait_for_task_result(result.id, worker=worker).status == states.SUCCESS
+    lines = messages(result.id)
+    assert lines[0] == "nul\ufffdbyte"
+    assert lines[1] == "invalid \ufffd\ufffd utf-8"
+    binary_end = lines.index("\x1b[31mred\x1b[0m")
+    assert "\x00" not in "".join(lines[2:binary_end])
+    assert lines[binary_end:] == [
+        "\x1b[31mred\x1b[0m",
+        "progress 100%",
+        "",
+        "x" * 10_000 + " [… 190,000 characters cut]",
+        "<script>alert(1)</script>",
+        "unfinished last line",
+    ]
+
+
+def test_all_tasks_setting_captures_a_task_without_the_base_class(worker_factory):
+    worker = worker_factory(pool="threads", env={"CELERY_TASKLOG_ALL_TASKS": "true"})
+
+    result = tasks.plain_task.delay()
+
+    assert harness.wait_for_task_result(result.id, worker=worker).status == states.SUCCESS
+    wait_for(lambda: TaskLog.objects.finished().filter(task_id=result.id).exists())
+    assert messages(result.id) == ["printed by a task without the tasklog base class"]
+
+
+def test_descriptor_capture_stores_child_process_output(worker_factory):
+    worker = worker_factory(pool="prefork", concurrency=1, env={"CELERY_TASKLOG_CAPTURE_FD": "1"})
+
+    result = tasks.write_from_a_child_process.delay()
+
+    assert harness.wait_for_task_result(result.id, worker=worker).status == states.SUCCESS
+    assert sorted(messages(result.id)) == [
+        "from a child process",
+        "python print",
+        "raw write to descriptor 2",
+    ]
+
+
+def test_without_descriptor_capture_child_output_reaches_the_worker_only(worker_factory):
+    worker = worker_factory(pool="prefork", concurrency=1)
+
+    result = tasks.write_from_a_child_process.delay()
+
+    assert harness.wait_for_task_result(result.id, worker=worker).status == states.SUCCESS
+    assert messages(result.id) == ["python print"]
+    assert "from a child process" in worker.output()
+
+
+@pytest.mark.parametrize(
+    ("env", "check_id"),
+    [
+        ({"CELERY_TASKLOG_MAX_LINES": "abc"}, "tasklog.E002"),
+        ({"CELERY_TASKLOG_CAPTURE_FD": "true"}, "tasklog.E006"),
+    ],
+)
+def test_a_worker_with_bad_tasklog_settings_refuses_to_start(transactional_db, env, check_id):
+    command = [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "-P", "threads"]
+    worker_env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "TASKLOG_WORKER_DATABASE_NAME": connection.settings_dict["NAME"],
+        **env,
+    }
+
+    finished = subprocess.run(
+        command, env=worker_env, capture_output=True, text=True, timeout=60, cwd=harness.ROOT
+    )
+
+    assert finished.returncode != 0
+    assert check_id in finished.stdout + finished.stderr
+
+
+def test_a_worker_killed_mid_task_loses_at_most_the_last_flush_interval(worker_factory):
+    worker = worker_factory(pool="prefork", concurrency=1)
+    result = tasks.print_slowly.delay(200, 0.05)
+    wait_for(lambda: len(stored(result.id)) >= 20)
+
+    time.sleep(0.5)
+    killed_at = time.time()
+    worker.kill()
+
+    lines = stored(result.id)
+    assert [seq for seq, _stream, _message in lines] == list(range(1, len(lines) + 1))
+    printed_at = [float(re.search(r" at ([\d.]+)$", message)[1]) for *_rest, message in lines]
+    assert killed_at - printed_at[-1] < 1.0, "only the last flush interval may be lost"
+    log = log_of(result.id)
+    assert log.finished is None
+    time.sleep(1.1)
+    assert TaskLog.objects.stale(seconds=1).filter(task_id=result.id).exists()
+
+
+class DatabaseOutage:
+    """Terminates the test database's connections and refuses new ones, as a failover would."""
+
+    def __init__(self):
+        params = connection.settings_dict
+        self.database = params["NAME"]
+        self.admin = psycopg.connect(
+            host=params["HOST"],
+            port=params["PORT"],
+            user=params["USER"],
+            password=params["PASSWORD"] or None,
+            dbname="postgres",
+            autocommit=True,
+        )
+
+    def begin(self) -> None:
+        connection.close()
+        name = psycopg.sql.Identifier(self.database)
+        self.admin.execute(
+            psycopg.sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(name)
+        )
+        self.admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            [self.database],
+        )
+
+    def end(self) -> None:
+        name = psycopg.sql.Identifier(self.database)
+        self.admin.execute(
+            psycopg.sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(name)
+        )
+
+
+@pytest.fixture
+def outage():
+    outage = DatabaseOutage()
+    yield outage
+    outage.end()
+    outage.admin.close()
+
+
+def test_a_database_outage_mid_task_loses_nothing_the_buffer_holds(worker_factory, outage):
+    worker = worker_factory(pool="threads", concurrency=2)
+    result = tasks.print_slowly.delay(60, 0.1)
+    wait_for(lambda: len(stored(result.id)) >= 10)
+
+    outage.begin()
+    time.sleep(2.5)
+    outage.end()
+
+    assert harness.wait_for_task_result(result.id, worker=worker).status == states.SUCCESS
+    log = wait_for(lambda: TaskLog.objects.finished().filter(task_id=result.id).first())
+    lines = messages(result.id)
+    assert [line.split(" at ")[0] for line in lines] == [f"line {n}" for n in range(1, 61)]
+    assert log.dropped == 0
+    assert "cannot write task logs" in worker.output()
+
+
+def test_a_long_outage_drops_the_oldest_lines_and_says_so(worker_factory, outage):
+    worker = worker_factory(pool="threads", concurrency=2, env={"CELERY_TASKLOG_BUFFER_LINES": "5"})
+    result = tasks.print_slowly.delay(60, 0.1)
+    wait_for(lambda: len(stored(result.id)) >= 10)
+
+    outage.begin()
+    time.sleep(2.5)
+    outage.end()
+
+    assert harness.wait_for_task_result(result.id, worker=worker).status == states.SUCCESS
+    log = wait_for(lambda: TaskLog.objects.finished().filter(task_id=result.id).first())
+    lines = stored(result.id)
+    printed = [message.split(" at ")[0] for _seq, stream, message in lines if stream == "stdout"]
+    lost = 60 - len(printed)
+    assert lost > 0
+    assert log.dropped == lost
+    assert log.lines == 60
+    missing = sorted(set(range(1, 61)) - {int(line.split()[1]) for line in printed})
+    assert missing == list(range(missing[0], missing[-1] + 1)), "the oldest waiting lines go"
+    [marker] = [line for line in lines if line[1] == "marker"]
+    assert marker == (
+        missing[0],
+        "marker",
+        f"{lost} lines lost while the database was unreachable "
+        f"(seq {missing[0]} to {missing[-1]}); the worker's own output has them.",
+    )
+    assert all(f"line {number} at" in worker.output() for number in missing)
+    assert [seq for seq, _stream, _message in lines] == sorted(
+        {seq for seq, _stream, _message in lines}
+    )
