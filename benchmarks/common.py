@@ -53,8 +53,11 @@ def _require(variable: str, schemes: tuple[str, ...]) -> str:
 
 @contextlib.contextmanager
 def benchmark_environment() -> Iterator[None]:
-    """Django (the example project's settings) on a new, migrated database, and Celery on a
-    Redis database of its own; subprocesses inherit both through the environment."""
+    """Django on a new, migrated database, and Celery on a Redis database of its own;
+    subprocesses (workers, uvicorn, manage.py) inherit both through the environment.
+
+    The settings are the test suite's: the example project's plus the tasklog URLs.
+    """
     import psycopg
 
     base_url = _require("DATABASE_URL", ("postgres://", "postgresql://"))
@@ -67,8 +70,7 @@ def benchmark_environment() -> Iterator[None]:
             {
                 "DATABASE_URL": _with_path(base_url, "/" + name),
                 "CELERY_BROKER_URL": _with_path(broker_url, "/" + BENCH_REDIS_DB),
-                "DJANGO_SETTINGS_MODULE": "example.settings",
-                "DJANGO_DEBUG": "false",  # DEBUG keeps every query in memory
+                "DJANGO_SETTINGS_MODULE": "tests.settings",
                 "CELERY_TASKLOG_MAX_LINES": "0",
                 "PYTHONPATH": _python_path(),
             }
@@ -170,7 +172,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def web_server() -> Iterator[tuple[str, int]]:
-    """The example project under uvicorn (ASGI), as deployed; yields its host and port."""
+    """The example project's ASGI application under uvicorn, as deployed; yields host and port."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "example.asgi:application"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
