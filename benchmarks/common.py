@@ -206,14 +206,14 @@ def staff_session_cookie() -> str:
     return f"sessionid={client.cookies['sessionid'].value}"
 
 
-def manage(*arguments: str, **popen_options) -> subprocess.Popen:
-    """``manage.py`` of the example project as a subprocess, its output a pipe."""
+def manage(*arguments: str) -> subprocess.Popen:
+    """``manage.py`` as a subprocess, its output a pipe written line by line as on a terminal."""
     return subprocess.Popen(
         [sys.executable, "manage.py", *arguments],
         cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
-        **popen_options,
     )
 
 
