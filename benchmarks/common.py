@@ -140,7 +140,10 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str, poll:
 
 @contextlib.contextmanager
 def workers(count: int = 1, pool: str = "prefork", concurrency: int = 1) -> Iterator[list]:
-    """``count`` real ``celery worker`` processes of ``benchmarks.celery_app``, ready to work."""
+    """``count`` real ``celery worker`` processes of ``benchmarks.celery_app``, ready to work.
+
+    Each reserves only as many tasks as it runs at once, so tasks spread over all of them.
+    """
     from celery.utils.nodenames import host_format
 
     from benchmarks.celery_app import app
@@ -153,6 +156,7 @@ def workers(count: int = 1, pool: str = "prefork", concurrency: int = 1) -> Iter
             command = [sys.executable, "-m", "celery", "-A", "benchmarks.celery_app", "worker"]
             nodename = host_format(f"{name}@%h")
             command += ["-P", pool, "-c", str(concurrency), "-n", nodename, "-l", "WARNING"]
+            command += ["--prefetch-multiplier", "1"]
             command += ["--without-heartbeat", "--without-gossip", "--without-mingle"]
             log_path = LOG_DIR / f"{name}.log"
             started.append(WorkerProcess(command, dict(os.environ), nodename, log_path))

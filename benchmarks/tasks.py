@@ -27,10 +27,11 @@ def print_clocked(count: int, interval: float, warmup: float) -> int:
 
 
 @shared_task(base=TerminalLoggingTask)
-def print_until(deadline: float) -> int:
-    """Print numbered lines until the wall clock reaches ``deadline``; returns how many."""
+def print_for(seconds: float) -> int:
+    """Print numbered lines for ``seconds``; returns how many."""
+    deadline = time.monotonic() + seconds
     number = 0
-    while time.time() < deadline:
+    while time.monotonic() < deadline:
         for _ in range(100):
             number += 1
             print(f"line {number} of a busy task")
