@@ -10,7 +10,9 @@ class TaskLogConfig(AppConfig):
 
     def ready(self) -> None:
         from .checks import register_checks
+        from .origin import connect_publish_hook
         from .signals import connect_signals
 
         register_checks()
         connect_signals()
+        connect_publish_hook()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from contextvars import ContextVar
 
+from .conf import settings
+
 ORIGIN_HEADER = "tasklog_origin"
 
 request_origin: ContextVar[dict | None] = ContextVar("tasklog_request_origin", default=None)
@@ -40,3 +42,19 @@ def origin_fields(origin: dict | None) -> dict:
         "launched_by_user_id": str(origin.get("user_id") or "")[:64],
         "launched_from": str(origin.get("from") or "")[:255],
     }
+
+
+def add_origin_header(sender=None, headers=None, **kwargs) -> None:
+    """``before_task_publish`` receiver: tell the worker who publishes this task.
+
+    A header already present is kept (a caller may set its own origin); nothing is added while
+    capture is disabled, so that messages look exactly as without the app.
+    """
+    if headers is not None and ORIGIN_HEADER not in headers and settings.ENABLED:
+        headers[ORIGIN_HEADER] = origin_for_publish()
+
+
+def connect_publish_hook() -> None:
+    from celery.signals import before_task_publish
+
+    before_task_publish.connect(add_origin_header, dispatch_uid="tasklog.origin.add_origin_header")

@@ -193,9 +193,10 @@ class TaskCapture:
     def is_due(self, now: float) -> bool:
         if not self.is_open or self.closing or self._urgent or self._lost:
             return True
-        if not self._pending:
-            return False
-        return len(self._pending) >= self.batch_size or now - self._oldest >= self.flush_interval
+        oldest = self._oldest  # read once: the task's thread may be appending right now
+        if len(self._pending) >= self.batch_size:
+            return True
+        return oldest is not None and now - oldest >= self.flush_interval
 
     def due_at(self) -> float | None:
         """When the oldest waiting line has waited the flush interval (monotonic time)."""
