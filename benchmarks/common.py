@@ -142,7 +142,7 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str, poll:
 def workers(count: int = 1, pool: str = "prefork", concurrency: int = 1) -> Iterator[list]:
     """``count`` real ``celery worker`` processes of ``benchmarks.celery_app``, ready to work.
 
-    Each reserves only as many tasks as it runs at once, so tasks spread over all of them.
+    Each also consumes a queue of its own (``own_queue``), to be handed exactly its share.
     """
     from celery.utils.nodenames import host_format
 
@@ -156,7 +156,7 @@ def workers(count: int = 1, pool: str = "prefork", concurrency: int = 1) -> Iter
             command = [sys.executable, "-m", "celery", "-A", "benchmarks.celery_app", "worker"]
             nodename = host_format(f"{name}@%h")
             command += ["-P", pool, "-c", str(concurrency), "-n", nodename, "-l", "WARNING"]
-            command += ["--prefetch-multiplier", "1"]
+            command += ["-Q", f"celery,{name}", "--prefetch-multiplier", "1"]
             command += ["--without-heartbeat", "--without-gossip", "--without-mingle"]
             log_path = LOG_DIR / f"{name}.log"
             started.append(WorkerProcess(command, dict(os.environ), nodename, log_path))
@@ -166,6 +166,11 @@ def workers(count: int = 1, pool: str = "prefork", concurrency: int = 1) -> Iter
     finally:
         for worker in started:
             worker.stop()
+
+
+def own_queue(worker) -> str:
+    """The queue only ``worker`` (of ``workers()``) consumes."""
+    return worker.nodename.split("@")[0]
 
 
 def free_port() -> int:

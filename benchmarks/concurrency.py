@@ -98,8 +98,12 @@ def measure(size: str) -> tuple[list[list], dict]:
     from tasklog.models import TaskLog
 
     seconds = SECONDS[size]
-    with common.workers(WORKERS, pool="threads", concurrency=THREADS):
-        results = [print_for.delay(seconds) for _ in range(WORKERS * THREADS)]
+    with common.workers(WORKERS, pool="threads", concurrency=THREADS) as started:
+        results = [
+            print_for.apply_async((seconds,), queue=common.own_queue(worker))
+            for worker in started
+            for _ in range(THREADS)
+        ]
         poller = VisibilityPoller([result.id for result in results])
         poller.start()
         printed = {result.id: result.get(timeout=seconds + 120) for result in results}
@@ -108,6 +112,7 @@ def measure(size: str) -> tuple[list[list], dict]:
         poller.join()
     logs = TaskLog.objects.filter(task_id__in=printed)
     first = min(log.started for log in logs)
+    spread = (max(log.started for log in logs) - first).total_seconds()
     last = max(log.finished for log in logs)
     total = sum(printed.values())
     elapsed = (last - first).total_seconds()
@@ -117,6 +122,7 @@ def measure(size: str) -> tuple[list[list], dict]:
         ["tasks (processes x threads)", f"{WORKERS} x {THREADS}"],
         ["lines printed and stored", total],
         ["first task start to last line stored, s", elapsed],
+        ["first task start to last task start, s", spread],
         ["lines stored per second, total", total / elapsed],
         ["flush latency p50 / p95 / max, s", " / ".join(str(value) for value in latency.values())],
         ["lines lost", lost],
@@ -128,6 +134,7 @@ def measure(size: str) -> tuple[list[list], dict]:
         "seconds": seconds,
         "lines": total,
         "lines_per_s": round(total / elapsed),
+        "start_spread_s": round(spread, 3),
         "flush_latency_s": latency,
         "lost": lost,
     }
