@@ -160,10 +160,7 @@ def measure(size_name: str) -> tuple[list[list], dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = common.parse_args(__doc__, argv)
-    with common.benchmark_environment():
-        rows, figures = measure("quick" if args.quick else "full")
-    common.report("biglogs", ["", "seconds (median of 3)", ""], rows, figures)
+    common.run("biglogs", __doc__, measure, ["", "seconds (median of 3)", ""], argv)
     return 0
 
 

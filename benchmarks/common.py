@@ -235,6 +235,15 @@ def readable(value):
     return value
 
 
+def run(benchmark: str, description: str, measure, headers: list[str], argv=None) -> dict:
+    """Parse ``--quick``, ``measure(size)`` in a benchmark environment, report; the figures."""
+    args = parse_args(description, argv)
+    with benchmark_environment():
+        rows, figures = measure("quick" if args.quick else "full")
+    report(benchmark, headers, rows, figures)
+    return figures
+
+
 def report(benchmark: str, headers: list[str], rows: list[list], figures: dict) -> None:
     """The human table, then one JSON line of figures (the last line of the output)."""
     from tabulate import tabulate

@@ -142,10 +142,7 @@ def measure(size: str) -> tuple[list[list], dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = common.parse_args(__doc__, argv)
-    with common.benchmark_environment():
-        rows, figures = measure("quick" if args.quick else "full")
-    common.report("concurrency", ["", "value"], rows, figures)
+    figures = common.run("concurrency", __doc__, measure, ["", "value"], argv)
     return 0 if figures["lost"] == 0 else 1
 
 

@@ -97,11 +97,7 @@ def measure(size: str) -> tuple[list[list], dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = common.parse_args(__doc__, argv)
-    with common.benchmark_environment():
-        rows, figures = measure("quick" if args.quick else "full")
-    headers = ["reader", "lines", "p50 s", "p95 s", "max s"]
-    common.report("latency", headers, rows, figures)
+    common.run("latency", __doc__, measure, ["reader", "lines", "p50 s", "p95 s", "max s"], argv)
     return 0
 
 

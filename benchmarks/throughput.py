@@ -258,11 +258,13 @@ def table_and_figures(per_second, plain, captured, indexes, size) -> tuple[list[
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = common.parse_args(__doc__, argv)
-    with common.benchmark_environment():
-        rows, figures = measure("quick" if args.quick else "full")
-    headers = ["lines/s", "capture is x", "x naive", "x fastest raw COPY"]
-    common.report("throughput", ["", *headers], rows, figures)
+    common.run(
+        "throughput",
+        __doc__,
+        measure,
+        ["", "lines/s", "capture is x", "x naive", "x fastest raw COPY"],
+        argv,
+    )
     return 0
 
 
