@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import dj_database_url
-import django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -39,6 +38,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tasklog.middleware.CeleryTaskLogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -66,7 +66,7 @@ DATABASES = {
         default=f"sqlite:///{VAR_DIR / 'example.sqlite3'}", conn_max_age=0
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" and django.VERSION >= (5, 1):
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The worker's threads and the web server write at the same time. IMMEDIATE transactions
     # take the write lock up front and wait up to 30 s for it instead of failing with
     # "database is locked"; WAL lets readers go on while a task's lines are written.

@@ -1,9 +1,10 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
 urlpatterns = [
     path("", views.launch, name="launch"),
     path("admin/", admin.site.urls),
+    path("tasklog/", include("tasklog.urls")),
 ]

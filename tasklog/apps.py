@@ -11,8 +11,10 @@ class TaskLogConfig(AppConfig):
     def ready(self) -> None:
         from .checks import register_checks
         from .origin import connect_publish_hook
+        from .schedule import connect_prune_schedule
         from .signals import connect_signals
 
         register_checks()
         connect_signals()
         connect_publish_hook()
+        connect_prune_schedule(self)

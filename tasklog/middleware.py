@@ -57,7 +57,7 @@ class CeleryTaskLogMiddleware:
     async def __acall__(self, request):
         if hasattr(request, "auser"):
             origin = origin_of_request(request, await request.auser())
-        else:  # Django < 5.0 (or no AuthenticationMiddleware): the ORM is sync only.
+        else:  # no AuthenticationMiddleware before this one: read the session in a thread
             origin = await sync_to_async(origin_of_request)(request)
         token = request_origin.set(origin)
         try:

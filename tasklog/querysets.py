@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import models, transaction
@@ -39,6 +40,20 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
         return self.running().filter(
             last_seen__lt=(now or timezone.now()) - timedelta(seconds=seconds)
         )
+
+    def for_tasks(self, task_ids: Iterable[str]):
+        return self.filter(task_id__in=list(task_ids))
+
+    def mark_interrupted(self, now: datetime | None = None) -> int:
+        """Close these runs as interrupted (their worker died); returns how many were closed."""
+        return self.update(interrupted=True, finished=now or timezone.now())
+
+    def count_with_lines(self) -> tuple[int, int]:
+        """``(logs, lines)`` that ``delete_with_lines`` would delete, counted in the database."""
+        from .models import TaskLogLine
+
+        lines = TaskLogLine.objects.using(self.db).filter(task_id__in=self.values("task_id"))
+        return self.count(), lines.count()
 
     def delete_with_lines(self, batch_size: int = 10_000) -> tuple[int, int]:
         """Delete these logs and their lines in short transactions of at most ``batch_size`` rows.

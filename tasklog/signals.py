@@ -82,7 +82,7 @@ def check_worker(sender=None, **kwargs) -> None:
     from .checks import THREADED_POOLS, check_settings, fd_capture_pool_error
     from .conf import settings
 
-    pool = _pool_name(getattr(sender, "pool_cls", None))
+    pool = pool_name(getattr(sender, "pool_cls", None))
     capture.worker_pool["name"] = pool
     errors = check_settings()
     if settings.CAPTURE_FD and pool in THREADED_POOLS:
@@ -91,7 +91,7 @@ def check_worker(sender=None, **kwargs) -> None:
         raise SystemExit("celery-tasklog: " + "\n".join(str(error) for error in errors))
 
 
-def _pool_name(pool_cls) -> str:
+def pool_name(pool_cls) -> str:
     module = pool_cls if isinstance(pool_cls, str) else getattr(pool_cls, "__module__", "")
     for name, marker in (("threads", "thread"), ("gevent", "gevent"), ("eventlet", "eventlet")):
         if marker in module:

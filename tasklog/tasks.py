@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from celery import Task
+from celery import Task, shared_task
 from django.db import close_old_connections
 
 from .capture import capture_task_run
+from .conf import settings
 
 
 class TerminalLoggingTask(Task):
@@ -24,3 +25,27 @@ class TerminalLoggingTask(Task):
                 # The result is stored next, on this thread's connection: if the database went
                 # away during the run, let Django drop the dead connection (as after a request).
                 close_old_connections()
+
+
+@shared_task(name="tasklog.prune_task_logs")
+def prune_task_logs(batch_size: int = 10_000) -> dict:
+    """Close runs whose worker died, then delete logs older than CELERY_TASKLOG_RETENTION_DAYS.
+
+    Run daily by django-celery-beat (see ``tasklog.schedule``); ``tasklog_prune`` and the admin's
+    delete action delete through the same ``delete_with_lines``.
+    """
+    from .models import TaskLog
+
+    interrupted = TaskLog.objects.stale(settings.STALE_AFTER).mark_interrupted()
+    logs = lines = 0
+    if settings.RETENTION_DAYS:
+        expired = TaskLog.objects.expired(settings.RETENTION_DAYS)
+        logs, lines = expired.delete_with_lines(batch_size)
+    return {"interrupted": interrupted, "logs": logs, "lines": lines}
+
+
+@shared_task(bind=True, base=TerminalLoggingTask, name="tasklog.probe")
+def tasklog_probe(self, token: str) -> str:
+    """Print one known line, so that ``tasklog_diagnose --probe`` sees capture work end to end."""
+    print(f"tasklog probe {token}")
+    return token

@@ -27,6 +27,8 @@ register_converter(TaskIdConverter, "task_id")
 app_name = "tasklog"
 
 urlpatterns = [
+    # Before the task patterns, so that "diagnostic" is never read as a task id.
+    path("diagnostic/", views.diagnostic, name="diagnostic"),
     path("<task_id:task_id>/", views.task_log, name="task_log"),
     path("<task_id:task_id>/events/", views.task_log_events, name="task_log_events"),
     path("<task_id:task_id>/lines/", views.task_log_lines, name="task_log_lines"),

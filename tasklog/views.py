@@ -1,4 +1,4 @@
-"""The web views: the live task log page, its SSE, JSON and download endpoints.
+"""The web views: the live task log page, its SSE, JSON and download endpoints, diagnostics.
 
 Every view requires an active staff user with ``tasklog.view_tasklogline`` (logs hold secrets).
 Pages send other visitors to the admin login; endpoints answer them with a JSON 403.
@@ -25,9 +25,10 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_http_methods, require_safe
 
 from . import sse
+from .diagnostics import FAIL, run_diagnostics
 from .models import TaskLog, TaskLogLine
 from .results import is_final, result_for
 from .serializers import line_as_dict, task_as_dict
@@ -216,3 +217,20 @@ def task_log_download(request, task_id: str):
     response = StreamingHttpResponse(pages(task_id), content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="tasklog-{task_id}.txt"'
     return response
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+@log_reader_required
+def diagnostic(request):
+    """The ``tasklog_diagnose`` checks; the round trip (it sends a task) only on POST."""
+    probe = request.method == "POST"
+    checks = run_diagnostics(probe=probe)
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Task log diagnostics"),
+        "checks": checks,
+        "probed": probe,
+        "failed": any(check.status == FAIL for check in checks),
+    }
+    return render(request, "tasklog/diagnostic.html", context)

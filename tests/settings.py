@@ -32,6 +32,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tasklog.middleware.CeleryTaskLogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
 

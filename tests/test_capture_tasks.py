@@ -89,3 +89,17 @@ def test_tasks_without_the_base_class_are_not_captured_by_default():
 
     assert result.get() == "plain"
     assert stored(result.id) == []
+
+
+def test_an_app_whose_default_task_class_is_the_base_captures_every_task():
+    from celery import Celery
+
+    app = Celery("captures-everything", task_cls="tasklog.tasks:TerminalLoggingTask")
+
+    @app.task
+    def report():
+        print("captured through the app's task class")
+
+    result = report.apply()
+
+    assert messages(result.id) == ["captured through the app's task class"]

@@ -3,39 +3,23 @@
 from __future__ import annotations
 
 from io import StringIO
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 import pytest
-from django.contrib import admin
 from django.core.management import call_command
-from django.http import HttpResponse
-from django.urls import include, path
+from django.utils import timezone
 
+from example import views
 from example.management.commands import launch_demo_task
-from example.views import launch
+from tasklog.models import TaskLog
 
 TASK_ID = "0d5f7c2e-launched"
-
-
-def urlconf(*patterns) -> ModuleType:
-    """The example project's URLconf with ``patterns`` added."""
-    module = ModuleType("urls")
-    module.urlpatterns = [path("", launch, name="launch"), path("admin/", admin.site.urls)]
-    module.urlpatterns += patterns
-    return module
-
-
-WITHOUT_TASKLOG = urlconf()
-# With a stand-in for tasklog's task page.
-WITH_TASKLOG = urlconf(
-    path("tasklog/", include(([path("<task_id>/", HttpResponse, name="task_log")], "tasklog")))
-)
 
 
 @pytest.fixture
 def example_project(settings):
     settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "example"]
-    settings.ROOT_URLCONF = WITHOUT_TASKLOG
+    settings.ROOT_URLCONF = "example.urls"
 
 
 @pytest.fixture
@@ -48,7 +32,7 @@ def sent(monkeypatch):
         return SimpleNamespace(id=TASK_ID)
 
     task = SimpleNamespace(delay=delay)
-    monkeypatch.setattr("example.views.timed_print_task", task)
+    monkeypatch.setattr(views, "timed_print_task", task)
     monkeypatch.setattr(launch_demo_task, "timed_print_task", task)
     return calls
 
@@ -71,24 +55,26 @@ def test_launch_page_sends_anonymous_users_to_the_login(client):
 
 
 @pytest.mark.usefixtures("example_project")
-def test_launch_page_shows_the_task_id_when_tasklog_urls_are_not_included(admin_client, sent):
+def test_launch_page_redirects_to_the_task_page_once_a_worker_took_the_task(admin_client, sent):
+    TaskLog.objects.create(task_id=TASK_ID, started=timezone.now(), last_seen=timezone.now())
+
     response = admin_client.post("/", {"count": "3", "interval": "0.5", "fail": "on"})
 
     assert sent == [{"count": 3, "interval": 0.5, "fail": True}]
-    assert response.status_code == 200
-    assert TASK_ID in response.content.decode()
+    assert response.status_code == 302
+    assert response.url == f"/tasklog/{TASK_ID}/"
 
 
 @pytest.mark.usefixtures("example_project")
-def test_launch_page_redirects_to_the_task_page_when_tasklog_urls_are_included(
-    admin_client, sent, settings
-):
-    settings.ROOT_URLCONF = WITH_TASKLOG
+def test_launch_page_says_so_when_no_worker_takes_the_task(admin_client, sent, monkeypatch):
+    monkeypatch.setattr(views, "LAUNCH_WAIT", 0.2)
 
     response = admin_client.post("/", {"count": "3", "interval": "0.5"})
 
-    assert response.status_code == 302
-    assert response.url == f"/tasklog/{TASK_ID}/"
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "No worker has taken it yet" in page
+    assert f'href="/tasklog/{TASK_ID}/"' in page
 
 
 @pytest.mark.usefixtures("example_project")

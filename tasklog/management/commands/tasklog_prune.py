@@ -1,0 +1,44 @@
+"""``manage.py tasklog_prune``: delete old task logs, or the logs of given tasks, in batches."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+from django.template.defaultfilters import pluralize
+
+from tasklog.conf import settings
+from tasklog.management.arguments import add_database_argument, batch_size, count
+from tasklog.models import TaskLog
+
+
+class Command(BaseCommand):
+    help = (
+        "Delete task logs in which nothing was written for --days days "
+        "(default CELERY_TASKLOG_RETENTION_DAYS), or the logs of --task-id."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--days", type=count, help="Age in days; 0 deletes nothing by age.")
+        parser.add_argument("--task-id", action="append", default=[], dest="task_ids")
+        parser.add_argument("--dry-run", action="store_true", help="Count, delete nothing.")
+        parser.add_argument("--batch-size", type=batch_size, default=10_000)
+        add_database_argument(parser)
+
+    def handle(self, *args, days, task_ids, dry_run, batch_size, database, **options):
+        logs = TaskLog.objects.using(database)
+        if days is None and not task_ids:
+            days = settings.RETENTION_DAYS
+        if task_ids:
+            logs = logs.for_tasks(task_ids)
+        elif not days:
+            self.stdout.write("Retention is 0 days: logs are kept forever, nothing to delete.")
+            return
+        if days:
+            logs = logs.expired(days)
+        if dry_run:
+            self.stdout.write("Would delete " + self.counts(*logs.count_with_lines()) + ".")
+            return
+        deleted = self.counts(*logs.delete_with_lines(batch_size))
+        self.stdout.write(self.style.SUCCESS(f"Deleted {deleted}."))
+
+    def counts(self, logs: int, lines: int) -> str:
+        return f"{logs} task log{pluralize(logs)} and {lines} line{pluralize(lines)}"

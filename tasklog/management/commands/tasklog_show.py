@@ -1,0 +1,76 @@
+"""``manage.py tasklog_show``: one task's log, or the list of recent tasks."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from tasklog import reading
+from tasklog.management.arguments import add_database_argument, count
+from tasklog.models import Stream, TaskLog, TaskLogLine
+from tasklog.results import effective_state, result_for, results_by_task_id
+
+
+class Command(BaseCommand):
+    help = "Show the stored log of a task; without a task id, list recent tasks."
+
+    def add_arguments(self, parser):
+        parser.add_argument("task_id", nargs="?", help="Celery task id.")
+        parser.add_argument("--list", action="store_true", help="List recent tasks.")
+        parser.add_argument("--limit", type=count, default=20, help="Tasks listed (20).")
+        parser.add_argument("--format", choices=["table", "plain", "json"], default="table")
+        parser.add_argument("--stream", action="append", choices=Stream.values, default=[])
+        ends = parser.add_mutually_exclusive_group()
+        ends.add_argument("--tail", type=count, metavar="N", help="Only the last N lines.")
+        ends.add_argument("--head", type=count, metavar="N", help="Only the first N lines.")
+        parser.add_argument("--since", help="ISO 8601 time, or an age: 90s, 10m, 2h, 1d.")
+        parser.add_argument("--grep", default="", help="Only lines containing this text.")
+        add_database_argument(parser)
+
+    def handle(self, *args, task_id, database, **options):
+        if options["list"] or not task_id:
+            logs = list(TaskLog.objects.using(database).order_by("-started")[: options["limit"]])
+            results = results_by_task_id(log.task_id for log in logs)
+            self.stdout.write(reading.tasks_table(logs, results) if logs else "No task logs.")
+            return
+        log = TaskLog.objects.using(database).filter(task_id=task_id).first()
+        result = result_for(task_id)
+        if log is None and result is not None:
+            raise CommandError(
+                f"Task {task_id} is known to the result backend ({effective_state(None, result)}) "
+                "but has no stored log: it does not use TerminalLoggingTask, capture was "
+                "disabled, or its log was pruned."
+            )
+        if log is None:
+            raise CommandError(f"No task log with id {task_id!r}.")
+        lines = self.chosen_lines(TaskLogLine.objects.using(database).for_task(task_id), options)
+        pages = reading.chosen_pages(lines, head=options["head"], tail=options["tail"])
+        getattr(self, f"write_{options['format']}")(log, result, pages)
+
+    def chosen_lines(self, lines, options):
+        if options["since"]:
+            try:
+                lines = lines.since(reading.parse_since(options["since"]))
+            except ValueError as error:
+                raise CommandError(f"--since: {error}.") from None
+        return lines.in_streams(*options["stream"]).containing(options["grep"])
+
+    def write_table(self, log, result, pages):
+        self.stdout.write(reading.task_header(log, result) + "\n\n")
+        seq_width = len(str(log.lines))
+        written = 0
+        for page in pages:
+            self.stdout.write(
+                reading.table_page(page, seq_width=seq_width, with_headers=not written)
+            )
+            written += len(page)
+        if not written:
+            self.stdout.write("No lines.")
+
+    def write_plain(self, log, result, pages):
+        for page in pages:
+            for line in page:
+                self.stdout.write(reading.plain_line(line), reading.line_style(line, self.style))
+
+    def write_json(self, log, result, pages):
+        for chunk in reading.json_chunks(log, result, pages):
+            self.stdout.write(chunk, ending="")

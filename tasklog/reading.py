@@ -1,0 +1,184 @@
+"""Reading a task's log in a terminal: choosing lines, and formatting them a page at a time.
+
+A log may hold a million lines. Lines are read in pages keyed by seq, through the (task_id, seq)
+index, so memory stays flat and the first page appears at once whatever the size of the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from tabulate import MIN_PADDING, tabulate
+
+from .models import Stream
+from .results import effective_state
+from .serializers import line_as_dict, task_as_dict
+
+PAGE_SIZE = 1000
+LINE_HEADERS = ("seq", "time", "stream", "message")
+STREAM_WIDTH = len("log CRITICAL")
+TIME_WIDTH = len("00:00:00.000")
+
+_AGE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """The moment named by an ISO 8601 time or an age such as ``90s``, ``10m``, ``2h``, ``1d``.
+
+    A time without an offset is in the current time zone. Raises ``ValueError`` with a message
+    fit for the user.
+    """
+    age = _AGE.match(text)
+    if age:
+        amount, unit = age.groups()
+        return (now or timezone.now()) - timedelta(**{_AGE_UNITS[unit]: int(amount)})
+    try:
+        moment = parse_datetime(text.strip())
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise ValueError(
+            f"{text!r} is neither an ISO 8601 time (2024-05-01T12:00) nor an age (10m, 2h, 1d)"
+        )
+    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+
+
+def seq_before_tail(lines, count: int) -> int:
+    """The seq after which the last ``count`` of ``lines`` start (0 when there are fewer)."""
+    if count <= 0:
+        return lines.order_by("-seq").values_list("seq", flat=True).first() or 0
+    boundary = lines.order_by("-seq").values_list("seq", flat=True)[count - 1 : count]
+    return boundary[0] - 1 if boundary else 0
+
+
+def pages(lines, after: int = 0, page_size: int = PAGE_SIZE) -> Iterator[list]:
+    """``lines`` with seq above ``after``, in seq order, as lists of ``page_size`` lines."""
+    while True:
+        page = list(lines.after(after).order_by("seq")[:page_size])
+        if not page:
+            return
+        yield page
+        after = page[-1].seq
+
+
+def chosen_pages(
+    lines, *, head: int | None = None, tail: int | None = None, page_size: int = PAGE_SIZE
+) -> Iterator[list]:
+    """The pages of ``lines``, only the first ``head`` or the last ``tail`` of them if given."""
+    after = seq_before_tail(lines, tail) if tail is not None else 0
+    remaining = head
+    for page in pages(lines, after, page_size):
+        if remaining is not None:
+            page = page[:remaining]
+            remaining -= len(page)
+        if page:
+            yield page
+        if remaining == 0:
+            return
+
+
+def stream_label(line) -> str:
+    if line.stream == Stream.LOG and line.level is not None:
+        return f"log {line.level_name}"
+    return line.stream
+
+
+def clock_time(moment: datetime) -> str:
+    return timezone.localtime(moment).strftime("%H:%M:%S.%f")[:-3]
+
+
+def local_time(moment: datetime | None) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z") if moment else "-"
+
+
+def format_duration(duration: timedelta | None) -> str:
+    if duration is None:
+        return "-"
+    seconds = duration.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.3f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02}:{seconds:02}"
+
+
+def plain_line(line) -> str:
+    """The line as the task wrote it; logging records keep their level in front."""
+    if line.stream == Stream.LOG and line.level is not None:
+        return f"{line.level_name}: {line.message}"
+    return line.message
+
+
+def line_style(line, style) -> Callable[[str], str]:
+    """The colour of a line in a terminal: stderr and warnings stand out, markers are notices."""
+    if line.stream == Stream.STDERR or (line.level or 0) >= logging.ERROR:
+        return style.ERROR
+    if (line.level or 0) >= logging.WARNING:
+        return style.WARNING
+    return style.NOTICE if line.stream == Stream.MARKER else str
+
+
+def table_page(page: list, *, seq_width: int, with_headers: bool) -> str:
+    """One page of lines as table rows whose columns line up with every other page's."""
+    headers = (  # padded so that every page's columns are as wide as the widest value
+        "seq".rjust(seq_width - MIN_PADDING),
+        "time".ljust(TIME_WIDTH - MIN_PADDING),
+        "stream".ljust(STREAM_WIDTH - MIN_PADDING),
+        "message",
+    )
+    rows = [
+        (line.seq, clock_time(line.timestamp), stream_label(line), line.message) for line in page
+    ]
+    text = tabulate(rows, headers=headers, disable_numparse=True, colalign=("right",))
+    return text if with_headers else text.split("\n", 2)[2]
+
+
+def task_header(log, result) -> str:
+    """The summary above a log: name, state, timings and how many lines were kept."""
+    rows = [
+        ("Task", f"{log.task_name or '-'} [{log.task_id}]"),
+        ("State", effective_state(log, result)),
+        ("Started", local_time(log.started)),
+        ("Duration", format_duration(log.duration)),
+        ("Lines", f"{log.lines} ({log.dropped} dropped)"),
+        ("Truncated", "yes" if log.truncated else "no"),
+    ]
+    return tabulate(rows, tablefmt="plain")
+
+
+def json_chunks(log, result, line_pages: Iterable[list]) -> Iterator[str]:
+    """The SPEC's JSON document for a log, as chunks of text of one line of the log each."""
+    yield '{"task": ' + json.dumps(task_as_dict(log, result)) + ', "lines": ['
+    separator = "\n"
+    for page in line_pages:
+        for line in page:
+            yield separator + json.dumps(line_as_dict(line))
+            separator = ",\n"
+    yield "\n]}\n"
+
+
+def tasks_table(logs: list, results: dict) -> str:
+    """Recent tasks, one row each, with their state and line counts."""
+    rows = [
+        (
+            log.task_id,
+            log.task_name or "-",
+            effective_state(log, results.get(log.task_id)),
+            local_time(log.started),
+            format_duration(log.duration),
+            log.lines,
+            log.dropped,
+        )
+        for log in logs
+    ]
+    headers = ("task id", "task", "state", "started", "duration", "lines", "dropped")
+    return tabulate(
+        rows, headers=headers, disable_numparse=True, colalign=("left",) * 5 + ("right",) * 2
+    )
