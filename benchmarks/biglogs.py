@@ -51,8 +51,8 @@ start = time.perf_counter()
 logs, lines = TaskLog.objects.filter(task_id=sys.argv[1]).delete_with_lines()
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"lines": lines, "seconds": seconds, "rss_mb": peak / 1024,
-                  "growth_mb": (peak - before) / 1024}))
+print(json.dumps({"lines": lines, "seconds": round(seconds, 3), "rss_mb": round(peak / 1024, 1),
+                  "growth_mb": round((peak - before) / 1024, 1)}))
 """
 
 
