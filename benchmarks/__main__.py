@@ -1,16 +1,19 @@
-"""Run the benchmarks one after the other: ``python -m benchmarks [--quick] [name ...]``."""
+"""Run the benchmarks one after the other: ``python -m benchmarks [--quick] [name ...]``.
+
+Each runs in a process of its own: Django's settings (its database) are fixed per process.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import subprocess
 import sys
 
 BENCHMARKS = ("throughput", "latency", "biglogs", "concurrency")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("names", nargs="*", help=f"some of {', '.join(BENCHMARKS)} (default all)")
     args = parser.parse_args(argv)
@@ -19,8 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for name in args.names or BENCHMARKS:
         print(f"\n## {name}", flush=True)
-        module = importlib.import_module(f"benchmarks.{name}")
-        status = module.main(["--quick"] if args.quick else []) or status
+        command = [sys.executable, "-m", f"benchmarks.{name}", *(["--quick"] if args.quick else [])]
+        status = subprocess.run(command).returncode or status
     return status
 
 
