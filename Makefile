@@ -1,11 +1,13 @@
 # make demo: run the example project with a worker and watch a task's log.
 # make test: the whole test suite against throwaway PostgreSQL and Redis servers.
+# make bench: the benchmarks (docs/performance.md) against throwaway servers; QUICK=1 for a smoke
+# run, BENCH="throughput latency" for some of them.
 
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo stop test lint
+.PHONY: demo stop test lint bench
 
 $(INSTALLED): setup.cfg pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -23,3 +25,6 @@ test: $(INSTALLED)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
+
+bench: $(INSTALLED)
+	python3 scripts/with_services.py -- $(PYTHON) -m benchmarks $(if $(QUICK),--quick) $(BENCH)

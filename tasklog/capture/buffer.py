@@ -127,7 +127,10 @@ class TaskCapture:
                 self._pending.append((rel, line_time, stream, level, message))
                 if self._oldest is None:
                     self._oldest = time.monotonic()
-                self._trim_to_cap(rel)
+                    if not self.synchronous:
+                        _wake_flusher()  # an idle flusher sleeps up to IDLE_WAIT: time this line
+                if self.cap.max_lines:
+                    self._trim_to_cap(rel)
                 waiting = len(self._pending)
                 if self.synchronous:
                     flush_now = waiting >= self.batch_size or self._interval_passed()

@@ -76,7 +76,9 @@ class DBLogWriter(io.TextIOBase):
     def write(self, text) -> int:
         if not isinstance(text, str):
             return self.write_bytes(text)
-        if "\r" not in text:
+        if text == "\n":  # print() writes its line end on its own: the commonest write
+            self._end_line()
+        elif "\r" not in text:
             self._write_without_carriage_returns(text)
         else:
             self._write_with_carriage_returns(text)

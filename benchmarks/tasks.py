@@ -1,0 +1,38 @@
+"""Tasks the benchmarks run in real workers; each prints as a real task would, only more."""
+
+from __future__ import annotations
+
+import time
+
+from celery import shared_task
+
+from benchmarks.workloads import print_lines
+from tasklog.tasks import TerminalLoggingTask
+
+
+@shared_task(base=TerminalLoggingTask)
+def print_fast(count: int) -> int:
+    print_lines(count)
+    return count
+
+
+@shared_task(base=TerminalLoggingTask)
+def print_clocked(count: int, interval: float, warmup: float) -> int:
+    """After ``warmup`` seconds, one line every ``interval`` with the time it was printed."""
+    time.sleep(warmup)
+    for number in range(1, count + 1):
+        print(f"line {number} printed at {time.time():.6f}")
+        time.sleep(interval)
+    return count
+
+
+@shared_task(base=TerminalLoggingTask)
+def print_for(seconds: float) -> int:
+    """Print numbered lines for ``seconds``; returns how many."""
+    deadline = time.monotonic() + seconds
+    number = 0
+    while time.monotonic() < deadline:
+        for _ in range(100):
+            number += 1
+            print(f"line {number} of a busy task")
+    return number
