@@ -90,3 +90,27 @@ def test_an_app_whose_default_task_class_is_the_base_captures_every_task():
     result = report.apply()
 
     assert messages(result.id) == ["captured through the app's task class"]
+
+
+def test_two_runs_of_one_task_storing_at_once_number_their_lines_one_after_the_other():
+    from tasklog.capture import TaskCapture
+
+    first = TaskCapture("racing", synchronous=True)
+    first.add_line("stdout", "first run, line 1")
+    assert first.flush()
+    second = TaskCapture("racing", synchronous=True, attempt_reason="redelivered")
+    second.add_line("stdout", "second run, line 1")
+    assert second.flush()
+    first.add_line("stdout", "first run, line 2")
+    assert first.flush(final=True)
+    second.add_line("stdout", "second run, line 2")
+    assert second.flush(final=True)
+
+    assert stored("racing") == [
+        (1, "stdout", "first run, line 1"),
+        (2, "marker", "Attempt 2 (redelivered) started. The previous attempt did not finish."),
+        (3, "stdout", "second run, line 1"),
+        (4, "stdout", "first run, line 2"),
+        (5, "stdout", "second run, line 2"),
+    ]
+    assert log_of("racing").lines == 5

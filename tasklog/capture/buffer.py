@@ -89,6 +89,7 @@ class TaskCapture:
         self.cap = Cap(settings.MAX_LINES)
         self.is_open = False
         self.flushed_rel = 0
+        self.stored_lines: int | None = None  # TaskLog.lines after this run's last flush
         self.closing = False
         self.closed = threading.Event()
         self.last_flush = time.monotonic()
@@ -302,6 +303,7 @@ class TaskCapture:
     def opened(self, log) -> None:
         self.is_open = True
         self.flushed_rel = 0
+        self.stored_lines = log.lines
 
     def attempt_marker(self, attempt: int, previous_unfinished: bool) -> str:
         reason = f" ({self.attempt_reason})" if self.attempt_reason else ""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.db import IntegrityError, connections, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from ..models import Stream, TaskLog, TaskLogLine
@@ -74,41 +75,83 @@ def open_run(capture, alias: str) -> None:
     capture.opened(log)
 
 
+class NumbersTaken(Exception):
+    """Another run of the task stored lines since this run's last flush."""
+
+
 def store_batch(capture, batch: Batch, alias: str) -> None:
-    """Number, cap and insert a batch, and update the TaskLog counters, in one transaction."""
+    """Number, cap and insert a batch, and update the TaskLog counters, in one transaction.
+
+    Optimistic first: the numbers follow what this run stored last, and the counter update
+    checks that nothing else was stored meanwhile (saving a locking read per flush). If another
+    run of the task (a retry racing its predecessor) did store lines, number after them under
+    a row lock.
+    """
+    if capture.stored_lines is not None:
+        try:
+            with transaction.atomic(using=alias):
+                _write_batch(capture, batch, alias, capture.stored_lines)
+            return
+        except NumbersTaken:
+            pass
     with transaction.atomic(using=alias):
-        log = TaskLog.objects.using(alias).select_for_update().get(task_id=capture.task_id)
-        base = log.lines - capture.flushed_rel
-        last_seq = base + batch.last_rel
-        kept = capture.cap.kept_seqs(last_seq)
-        dropped = batch.trimmed
-        rows = []
-        if kept.head is not None:
-            dropped += _drop_middle(capture.task_id, capture.cap, kept.start, alias, rows)
-            log.truncated = True
-            for rel, unix_time, stream, level, message in batch.lines:
-                seq = base + rel
-                if seq in kept:
-                    rows.append((capture.task_id, seq, _moment(unix_time), stream, level, message))
-                else:
-                    dropped += 1
-        else:
-            rows += _line_rows(capture.task_id, base, batch.lines)
-        for first_rel, last_rel in batch.lost:
-            first, last = base + first_rel, base + last_rel
-            dropped += last - first + 1
-            marker_seq = kept.first_in(first, last)
-            if marker_seq is not None:
-                rows.append(_lost_marker(capture.task_id, marker_seq, first, last))
-        rows.sort(key=lambda row: row[1])
-        insert_rows(rows, alias)
-        log.lines = last_seq
-        log.dropped += dropped
-        log.last_seen = timezone.now()
-        if batch.final:
-            log.finished = log.last_seen
-        log.save(update_fields=["lines", "dropped", "truncated", "last_seen", "finished"])
+        stored_lines = (
+            TaskLog.objects.using(alias)
+            .select_for_update()
+            .values_list("lines", flat=True)
+            .get(task_id=capture.task_id)
+        )
+        _write_batch(capture, batch, alias, stored_lines)
+
+
+def _write_batch(capture, batch: Batch, alias: str, stored_lines: int) -> None:
+    base = stored_lines - capture.flushed_rel
+    last_seq = base + batch.last_rel
+    kept = capture.cap.kept_seqs(last_seq)
+    _claim_numbers(capture, batch, alias, stored_lines, last_seq, truncated=kept.head is not None)
+    dropped = batch.trimmed
+    rows = []
+    if kept.head is not None:
+        dropped += _drop_middle(capture.task_id, capture.cap, kept.start, alias, rows)
+        for rel, unix_time, stream, level, message in batch.lines:
+            seq = base + rel
+            if seq in kept:
+                rows.append((capture.task_id, seq, _moment(unix_time), stream, level, message))
+            else:
+                dropped += 1
+    else:
+        rows += _line_rows(capture.task_id, base, batch.lines)
+    for first_rel, last_rel in batch.lost:
+        first, last = base + first_rel, base + last_rel
+        dropped += last - first + 1
+        marker_seq = kept.first_in(first, last)
+        if marker_seq is not None:
+            rows.append(_lost_marker(capture.task_id, marker_seq, first, last))
+    rows.sort(key=lambda row: row[1])
+    insert_rows(rows, alias)
+    if dropped:
+        TaskLog.objects.using(alias).filter(task_id=capture.task_id).update(
+            dropped=F("dropped") + dropped
+        )
     capture.flushed_rel = batch.last_rel
+    capture.stored_lines = last_seq
+
+
+def _claim_numbers(capture, batch, alias, stored_lines, last_seq, *, truncated: bool) -> None:
+    """Move TaskLog.lines on to ``last_seq`` if it still is ``stored_lines``; the row stays
+    locked until the transaction ends, so the numbers in between are this batch's."""
+    changes = {"lines": last_seq, "last_seen": timezone.now()}
+    if truncated:
+        changes["truncated"] = True
+    if batch.final:
+        changes["finished"] = changes["last_seen"]
+    claimed = (
+        TaskLog.objects.using(alias)
+        .filter(task_id=capture.task_id, lines=stored_lines)
+        .update(**changes)
+    )
+    if not claimed:
+        raise NumbersTaken
 
 
 def _line_rows(task_id: str, base: int, lines) -> list[tuple]:
@@ -164,7 +207,7 @@ def insert_rows(rows: list, alias: str) -> None:
             raw = cursor.cursor
             if hasattr(raw, "copy"):
                 try:
-                    with transaction.atomic(using=alias):
+                    with transaction.atomic(using=alias), connection.wrap_database_errors:
                         _copy_rows(raw, connection, rows)
                     return
                 except IntegrityError:
