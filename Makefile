@@ -27,4 +27,4 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 
 bench: $(INSTALLED)
-	python3 scripts/with_services.py -- $(PYTHON) -m benchmarks $(if $(QUICK),--quick) $(BENCH)
+	python3 scripts/with_services.py --durable -- $(PYTHON) -m benchmarks $(if $(QUICK),--quick) $(BENCH)

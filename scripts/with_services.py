@@ -102,8 +102,12 @@ def run_quietly(command: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def postgres_server(workdir: Path) -> Iterator[str]:
-    """A PostgreSQL cluster with trust authentication; yields its database URL."""
+def postgres_server(workdir: Path, durable: bool = False) -> Iterator[str]:
+    """A PostgreSQL cluster with trust authentication; yields its database URL.
+
+    Not ``durable``, it skips fsync (fast for tests); durable, it commits as a production
+    server does (for benchmarks, whose baselines include a commit per row).
+    """
     bindir = postgres_bindir()
     datadir = workdir / "postgres"
     datadir.mkdir()
@@ -114,7 +118,9 @@ def postgres_server(workdir: Path) -> Iterator[str]:
             [str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust", "-N"]
         )
     )
-    port = on_a_free_port("PostgreSQL", lambda port: start_postgres(bindir, datadir, port))
+    port = on_a_free_port(
+        "PostgreSQL", lambda port: start_postgres(bindir, datadir, port, durable)
+    )
     try:
         createdb = [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port)]
         run_quietly([*createdb, "-U", "postgres", "tasklog"])
@@ -127,11 +133,10 @@ def postgres_server(workdir: Path) -> Iterator[str]:
         )
 
 
-def start_postgres(bindir: Path, datadir: Path, port: int) -> None:
-    options = (
-        f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 "
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    )
+def start_postgres(bindir: Path, datadir: Path, port: int, durable: bool) -> None:
+    options = f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1"
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     command = [str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options]
     run_quietly(as_postgres([*command, "-l", str(datadir / "server.log"), "-w", "start"]))
 
@@ -201,6 +206,9 @@ def run(command: list[str], env: dict[str, str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", nargs="+", help="the command to run, after --")
+    parser.add_argument(
+        "--durable", action="store_true", help="PostgreSQL with fsync on, as in production"
+    )
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C does, so the servers are stopped either way.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -212,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with contextlib.ExitStack() as services:
             if postgres_bindir() is not None:
-                env["DATABASE_URL"] = services.enter_context(postgres_server(workdir))
+                env["DATABASE_URL"] = services.enter_context(postgres_server(workdir, args.durable))
             if shutil.which("redis-server"):
                 env["CELERY_BROKER_URL"] = services.enter_context(redis_server(workdir))
             say(f"DATABASE_URL={env.get('DATABASE_URL', '(unset)')}")
