@@ -20,10 +20,12 @@ from ..conf import settings
 from ..models import Stream
 from . import storage
 from .context import bypass, health, logger
+from .flusher import is_storing as flusher_is_storing
 from .flusher import wake as _wake_flusher
 from .lines import DBLogWriter
 
 BACKPRESSURE_TIMEOUT = 5.0
+YIELD_EVERY = 64  # lines between two chances for the flusher to take the GIL
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,11 @@ class TaskCapture:
             self.flush()
         if dropped:
             self._echo(dropped)
+        if self._next_rel % YIELD_EVERY == 0 and flusher_is_storing():
+            # A task printing flat out holds the GIL; the flusher, back from each socket
+            # write, would wait a whole switch interval (5 ms) to get it again. Letting it
+            # run now and then keeps the pipeline to the database full.
+            time.sleep(0)
 
     def _interval_passed(self) -> bool:
         return self._oldest is not None and (time.monotonic() - self._oldest >= self.flush_interval)

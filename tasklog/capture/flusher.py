@@ -24,6 +24,7 @@ class Flusher:
         self._captures: set = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self.storing = False
         self._thread = threading.Thread(target=self._run, name="tasklog-flusher", daemon=True)
         self._thread.start()
 
@@ -61,12 +62,14 @@ class Flusher:
             now = time.monotonic()
             if not health.may_retry(now):
                 continue
+            self.storing = True
             for capture in self._snapshot():
                 with bypass():
                     try:
                         self._service(capture, now)
-                    except Exception:
+                    except Exception:  # the flusher must survive anything
                         logger.exception("tasklog: flusher error for task %s", capture.task_id)
+            self.storing = False
 
     def _service(self, capture, now: float) -> None:
         if capture.is_due(now):
@@ -109,6 +112,11 @@ def get_flusher() -> Flusher:
 def wake() -> None:
     if _flusher is not None and _flusher_pid == os.getpid():
         _flusher.wake()
+
+
+def is_storing() -> bool:
+    """Whether this process's flusher is writing to the database right now."""
+    return _flusher is not None and _flusher.storing
 
 
 def drain(timeout: float = 5.0) -> None:
