@@ -60,6 +60,17 @@ class TaskLog(models.Model):
     interrupted = models.BooleanField(
         _("interrupted"), default=False, help_text=_("The worker died while the task ran.")
     )
+    flush_token = models.CharField(
+        _("flush token"),
+        max_length=32,
+        blank=True,
+        editable=False,
+        db_default="",
+        help_text=_(
+            "Written by every flush, so that a flush whose commit went unacknowledged "
+            "recognises its own work when it is retried."
+        ),
+    )
     launched_by = models.CharField(
         _("launched by"), max_length=150, blank=True, help_text=_("Username of the publisher.")
     )

@@ -10,6 +10,12 @@ from tasklog.capture.context import health
 from tests.utils import log_of, messages, stored
 
 
+@pytest.fixture(autouse=True)
+def healthy_database():
+    """Each test starts with the process's view of the database healthy, as a new worker does."""
+    health.succeeded()
+
+
 class FlakyDatabase:
     """Stands for a database that refuses writes while ``down`` is set (the edge under test)."""
 
@@ -89,3 +95,47 @@ def test_a_task_ends_at_once_while_the_database_is_away(monkeypatch):
     database.down = False
     assert capture.closed.wait(10)
     assert messages("still-away") == ["written during the outage"]
+
+
+def unacknowledged_once(monkeypatch, name):
+    """The first call of ``storage.<name>`` commits, then the connection "drops" before the
+    answer arrives: the caller sees an error for work that was done."""
+    real = getattr(storage, name)
+    calls = []
+
+    def commit_then_fail(*args):
+        real(*args)
+        if not calls:
+            calls.append(name)
+            raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(storage, name, commit_then_fail)
+    return calls
+
+
+@pytest.mark.django_db
+def test_a_committed_flush_whose_answer_was_lost_is_not_stored_twice(monkeypatch, settings):
+    settings.CELERY_TASKLOG_BATCH_SIZE = 2
+    failed = unacknowledged_once(monkeypatch, "store_batch")
+
+    with capture_output("unacknowledged-flush", synchronous=True):
+        for number in range(1, 6):
+            print(f"line {number}")
+
+    assert failed == ["store_batch"]
+    assert stored("unacknowledged-flush") == [
+        (number, "stdout", f"line {number}") for number in range(1, 6)
+    ]
+    assert (log_of("unacknowledged-flush").lines, log_of("unacknowledged-flush").dropped) == (5, 0)
+
+
+@pytest.mark.django_db
+def test_a_committed_open_whose_answer_was_lost_is_not_a_second_attempt(monkeypatch):
+    failed = unacknowledged_once(monkeypatch, "open_run")
+
+    with capture_output("unacknowledged-open", synchronous=True):
+        print("only line")
+
+    assert failed == ["open_run"]
+    assert stored("unacknowledged-open") == [(1, "stdout", "only line")]
+    assert log_of("unacknowledged-open").attempts == 1

@@ -38,6 +38,8 @@ __all__ = [
     "in_task_context",
 ]
 
+FINAL_FLUSH_ATTEMPTS = 2
+
 # Set by the worker_init signal: descriptor capture needs a pool with one task per process.
 worker_pool = {"name": None}
 
@@ -126,8 +128,11 @@ def finish(capture: TaskCapture) -> None:
     capture.close_writers()
     if not capture.synchronous:
         get_flusher().close(capture)
-    elif not capture.flush(final=True):
-        capture.discard_unstored()
+        return
+    for _attempt in range(FINAL_FLUSH_ATTEMPTS):  # no flusher will come back for these lines
+        if capture.flush(final=True):
+            return
+    capture.discard_unstored()
 
 
 def capture_task_run(task):

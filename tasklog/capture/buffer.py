@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 
@@ -92,6 +93,8 @@ class TaskCapture:
         self.is_open = False
         self.flushed_rel = 0
         self.stored_lines: int | None = None  # TaskLog.lines after this run's last flush
+        self.run_token = uuid.uuid4().hex  # marks the TaskLog this run opened
+        self.unconfirmed: storage.Batch | None = None  # the last flush, if it raised
         self.closing = False
         self.closed = threading.Event()
         self.last_flush = time.monotonic()
@@ -259,8 +262,10 @@ class TaskCapture:
                 try:
                     storage.store_batch(self, batch, self.alias)
                 except BaseException:
+                    self.unconfirmed = batch
                     self.give_back(batch)
                     raise
+                self.unconfirmed = None
             except Exception as error:  # any failure: keep the lines and retry later
                 health.failed(error)
                 if not self.synchronous:  # the caller's connection is the caller's business

@@ -7,7 +7,8 @@ lines one after the other and never collide.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from django.db import IntegrityError, connections, transaction
@@ -28,7 +29,17 @@ class Batch:
     last_rel: int  # highest relative seq assigned so far
     trimmed: int  # lines the cap discarded in memory before they reached the batch
     final: bool = False
-    rows: list = field(default_factory=list)
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def without_stored(self, through_rel: int, trimmed: int) -> Batch:
+        """This batch less what an earlier, committed flush stored (up to ``through_rel``)."""
+        lines = self.lines
+        while lines and lines[0][0] <= through_rel:
+            lines.popleft()
+        lost = [
+            [max(first, through_rel + 1), last] for first, last in self.lost if last > through_rel
+        ]
+        return replace(self, lines=lines, lost=lost, trimmed=max(self.trimmed - trimmed, 0))
 
 
 def _moment(unix_time: float) -> datetime:
@@ -49,11 +60,12 @@ def open_run(capture, alias: str) -> None:
                     "worker": capture.worker,
                     "started": now,
                     "last_seen": now,
+                    "flush_token": capture.run_token,
                     **capture.origin,
                 },
             )
         )
-        if not created:
+        if not created and log.flush_token != capture.run_token:  # else: our own retried open
             previous_unfinished = log.finished is None
             log.attempts += 1
             log.finished = None
@@ -64,6 +76,7 @@ def open_run(capture, alias: str) -> None:
             for name, value in capture.origin.items():
                 setattr(log, name, getattr(log, name) or value)
             log.lines += 1
+            log.flush_token = capture.run_token
             TaskLogLine.objects.using(alias).create(
                 task_id=capture.task_id,
                 seq=log.lines,
@@ -95,12 +108,17 @@ def store_batch(capture, batch: Batch, alias: str) -> None:
         except NumbersTaken:
             pass
     with transaction.atomic(using=alias):
-        stored_lines = (
+        stored_lines, flush_token = (
             TaskLog.objects.using(alias)
             .select_for_update()
-            .values_list("lines", flat=True)
+            .values_list("lines", "flush_token")
             .get(task_id=capture.task_id)
         )
+        unconfirmed = capture.unconfirmed
+        if unconfirmed is not None and flush_token == unconfirmed.token:
+            # The flush that "failed" had committed: its lines are stored, don't store them twice.
+            capture.flushed_rel = unconfirmed.last_rel
+            batch = batch.without_stored(unconfirmed.last_rel, unconfirmed.trimmed)
         _write_batch(capture, batch, alias, stored_lines)
 
 
@@ -140,7 +158,7 @@ def _write_batch(capture, batch: Batch, alias: str, stored_lines: int) -> None:
 def _claim_numbers(capture, batch, alias, stored_lines, last_seq, *, truncated: bool) -> None:
     """Move TaskLog.lines on to ``last_seq`` if it still is ``stored_lines``; the row stays
     locked until the transaction ends, so the numbers in between are this batch's."""
-    changes = {"lines": last_seq, "last_seen": timezone.now()}
+    changes = {"lines": last_seq, "last_seen": timezone.now(), "flush_token": batch.token}
     if truncated:
         changes["truncated"] = True
     if batch.final:
