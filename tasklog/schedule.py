@@ -25,13 +25,16 @@ def connect_prune_schedule(app_config: AppConfig) -> None:
 
 
 def beat_ready(using: str = DEFAULT_DB_ALIAS) -> bool:
-    """django-celery-beat is installed and its tables are migrated on ``using``."""
+    """django-celery-beat is installed, reads its schedule from ``using``, and its tables are
+    migrated there (``migrate`` of a second database leaves the schedule alone)."""
     if not apps.is_installed("django_celery_beat"):
         return False
     from django_celery_beat.models import PeriodicTask
 
-    return router.allow_migrate_model(using, PeriodicTask) and (
-        PeriodicTask._meta.db_table in connections[using].introspection.table_names()
+    return (
+        router.db_for_write(PeriodicTask) == using
+        and router.allow_migrate_model(using, PeriodicTask)
+        and PeriodicTask._meta.db_table in connections[using].introspection.table_names()
     )
 
 

@@ -55,6 +55,13 @@ DATABASES = {
         os.environ.get("DATABASE_URL", "sqlite:///:memory:"), conn_max_age=0
     )
 }
+# A second database, for the tests of CELERY_TASKLOG_DATABASE (logs kept out of the main one).
+DATABASES["logs"] = {
+    **DATABASES["default"],
+    "NAME": DATABASES["default"]["NAME"]
+    if DATABASES["default"]["NAME"] == ":memory:"
+    else f"{DATABASES['default']['NAME']}_logs",
+}
 if os.environ.get("TASKLOG_WORKER_DATABASE_NAME"):
     # A worker subprocess started by the tests uses pytest-django's test database.
     DATABASES["default"]["NAME"] = os.environ["TASKLOG_WORKER_DATABASE_NAME"]

@@ -19,7 +19,12 @@ def test_valid_settings_have_no_errors():
         ("BATCH_SIZE", 2.5, "tasklog.E002", "must be a whole number, got 2.5"),
         ("RETENTION_DAYS", -1, "tasklog.E003", "must be at least 0, got -1"),
         ("FLUSH_INTERVAL", 0, "tasklog.E003", "must be greater than 0, got 0"),
-        ("DATABASE", "logs", "tasklog.E004", "must name a database in DATABASES (default)"),
+        (
+            "DATABASE",
+            "archive",
+            "tasklog.E004",
+            "must name a database in DATABASES (default, logs)",
+        ),
         ("PRUNE_SCHEDULE", "daily", "tasklog.E005", "must be a crontab of five fields"),
     ],
 )

@@ -67,3 +67,11 @@ def test_without_django_celery_beat_nothing_happens():
     apps = [app for app in settings.INSTALLED_APPS if app != "django_celery_beat"]
     with override_settings(INSTALLED_APPS=apps):
         assert ensure_prune_schedule() is None
+
+
+@pytest.mark.django_db(databases=["default", "logs"])
+def test_migrating_a_second_database_leaves_the_schedule_to_the_first():
+    emit_post_migrate_signal(verbosity=0, interactive=False, db="logs")
+
+    assert not PeriodicTask.objects.using("logs").filter(name=PRUNE_ENTRY_NAME).exists()
+    assert PeriodicTask.objects.using("default").filter(name=PRUNE_ENTRY_NAME).count() == 1
