@@ -15,6 +15,7 @@ from contextlib import contextmanager, nullcontext
 
 from celery.exceptions import Ignore, Reject, Retry
 
+from ..checks import THREADED_POOLS
 from ..conf import settings
 from ..models import Stream
 from ..origin import ORIGIN_HEADER, origin_fields, origin_for_publish
@@ -96,8 +97,6 @@ def capture_output(
 
 
 def _captures_descriptors(capture: TaskCapture) -> bool:
-    from ..checks import THREADED_POOLS
-
     pool = worker_pool["name"]
     return (
         settings.CAPTURE_FD

@@ -173,8 +173,13 @@ class TaskCapture:
                 if remaining <= 0:
                     break
                 self._room.wait(remaining)
+        return self._drop_oldest(keep=self.buffer_lines - 1)
+
+    def _drop_oldest(self, keep: int) -> list:
+        """With the lock held: drop the oldest waiting lines down to ``keep``; they are noted as
+        lost and returned as ``(stream, message)`` for the worker's own output."""
         dropped = []
-        while len(self._pending) >= self.buffer_lines:
+        while len(self._pending) > keep:
             rel, _time, stream, _level, message = self._pending.popleft()
             self._note_lost(rel)
             dropped.append((stream, message))
@@ -241,11 +246,7 @@ class TaskCapture:
             self._trimmed += batch.trimmed
             if self._pending:
                 self._oldest = time.monotonic()
-            dropped = []
-            while len(self._pending) > self.buffer_lines:
-                rel, _time, stream, _level, message = self._pending.popleft()
-                self._note_lost(rel)
-                dropped.append((stream, message))
+            dropped = self._drop_oldest(keep=self.buffer_lines)
         self._echo(dropped)
 
     def wake_waiters(self) -> None:
