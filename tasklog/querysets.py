@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import models, transaction
 from django.utils import timezone
@@ -45,8 +46,63 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
         return self.filter(task_id__in=list(task_ids))
 
     def mark_interrupted(self, now: datetime | None = None) -> int:
-        """Close these runs as interrupted (their worker died); returns how many were closed."""
-        return self.update(interrupted=True, finished=now or timezone.now())
+        """Close these runs as interrupted (their worker died), each with a marker line saying
+        so; returns how many were closed."""
+
+        def explain(log) -> str:
+            return (
+                f"Interrupted: nothing heard from the worker since "
+                f"{log.last_seen:%Y-%m-%d %H:%M:%S} UTC; it stopped while the task ran."
+            )
+
+        return self.close_with_marker(explain, interrupted=True, now=now)
+
+    def close_with_marker(
+        self,
+        explain: Callable[[Any], str],
+        *,
+        interrupted: bool = False,
+        now: datetime | None = None,
+        batch_size: int = 1000,
+    ) -> int:
+        """End these runs with a marker line ``explain(log)`` at each log's next seq.
+
+        Each batch is one short transaction that locks its rows, so a worker flushing at the
+        same moment numbers its lines after the marker. A run that already finished keeps its
+        end time. Returns how many logs got a marker.
+        """
+        from .models import Stream, TaskLogLine
+
+        now = now or timezone.now()
+        closed = last_pk = 0
+        while True:
+            with transaction.atomic(using=self.db):
+                logs = list(
+                    self.filter(pk__gt=last_pk).order_by("pk").select_for_update()[:batch_size]
+                )
+                if not logs:
+                    return closed
+                markers = []
+                for log in logs:
+                    log.lines += 1
+                    log.finished = log.finished or now
+                    log.last_seen = max(log.last_seen, now)
+                    log.interrupted = log.interrupted or interrupted
+                    markers.append(
+                        TaskLogLine(
+                            task_id=log.task_id,
+                            seq=log.lines,
+                            timestamp=now,
+                            stream=Stream.MARKER,
+                            message=explain(log),
+                        )
+                    )
+                TaskLogLine.objects.using(self.db).bulk_create(markers)
+                self.model.objects.using(self.db).bulk_update(
+                    logs, ["lines", "finished", "last_seen", "interrupted"]
+                )
+            closed += len(logs)
+            last_pk = logs[-1].pk
 
     def count_with_lines(self) -> tuple[int, int]:
         """``(logs, lines)`` that ``delete_with_lines`` would delete, counted in the database."""

@@ -13,6 +13,7 @@ def connect_signals() -> None:
 
     signals.task_prerun.connect(start_capture, dispatch_uid="tasklog.start_capture")
     signals.task_failure.connect(store_failure, dispatch_uid="tasklog.store_failure")
+    signals.task_retry.connect(store_retry, dispatch_uid="tasklog.store_retry")
     signals.task_postrun.connect(end_capture, dispatch_uid="tasklog.end_capture")
     signals.before_task_publish.connect(flush_before_retry, dispatch_uid="tasklog.flush_retry")
     signals.task_revoked.connect(close_revoked_run, dispatch_uid="tasklog.close_revoked")
@@ -41,16 +42,32 @@ def start_capture(sender=None, task_id=None, task=None, **kwargs) -> None:
 def store_failure(sender=None, task_id=None, exception=None, einfo=None, **kwargs) -> None:
     """Signal-captured tasks: the traceback is stored (just after the FAILURE state, since
     Celery sends this signal after storing the result; ``TerminalLoggingTask`` stores it before)."""
+    _record_in_signal_capture(sender, exception)
+
+
+def store_retry(sender=None, request=None, reason=None, **kwargs) -> None:
+    """Signal-captured tasks: the attempt ends with the same ``Attempt ended: Retry …`` marker
+    that ``TerminalLoggingTask`` stores when the ``Retry`` leaves the task."""
+    _record_in_signal_capture(sender, reason)
+
+
+def _record_in_signal_capture(task, error) -> None:
     from .capture import active_capture, record_exception
 
     capture = active_capture()
-    if capture is not None and sender is not None and hasattr(sender.request, TASK_CAPTURE):
-        record_exception(capture, exception)
+    if capture is not None and task is not None and hasattr(task.request, TASK_CAPTURE):
+        record_exception(capture, error)
 
 
-def end_capture(sender=None, task_id=None, task=None, **kwargs) -> None:
+def end_capture(sender=None, task_id=None, task=None, retval=None, **kwargs) -> None:
+    """Close a signal-captured run; an ``Ignore`` or ``Reject`` (which Celery sends no signal
+    for) ends it with the same marker as under ``TerminalLoggingTask``."""
+    from celery.exceptions import Ignore, Reject
+
     capture = getattr(task.request, TASK_CAPTURE, None) if task is not None else None
     if capture is not None:
+        if isinstance(retval, Ignore | Reject):
+            _record_in_signal_capture(task, retval)
         delattr(task.request, TASK_CAPTURE)
         capture.__exit__(None, None, None)
 
@@ -65,15 +82,33 @@ def flush_before_retry(sender=None, headers=None, **kwargs) -> None:
         capture.flush_soon_and_wait()
 
 
-def close_revoked_run(sender=None, request=None, terminated=False, **kwargs) -> None:
+def close_revoked_run(sender=None, request=None, terminated=False, signum=None, **kwargs) -> None:
+    """A revoked run ends; one that was terminated gets a marker naming the signal (the worker
+    process may have died before it could say anything itself)."""
+    from .conf import settings
     from .models import TaskLog
 
     task_id = getattr(request, "id", None)
-    if task_id:
+    if not task_id or not settings.ENABLED:
+        return
+    if terminated:
+        message = f"Revoked: the task was terminated with {signal_name(signum)}."
+        TaskLog.objects.filter(task_id=task_id).close_with_marker(lambda log: message)
+    else:
         now = timezone.now()
         TaskLog.objects.filter(task_id=task_id, finished__isnull=True).update(
             finished=now, last_seen=now
         )
+
+
+def signal_name(signum) -> str:
+    """``SIGTERM`` for 15 (or "SIGTERM"); the number itself when it names no signal."""
+    import signal
+
+    try:
+        return signal.Signals(int(signum)).name
+    except (TypeError, ValueError):
+        return str(signum) if signum else "a signal"
 
 
 def check_worker(sender=None, **kwargs) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery import Task, shared_task
-from django.db import close_old_connections
+from django.db import connections
 
 from .capture import capture_task_run
 from .conf import settings
@@ -17,14 +17,26 @@ class TerminalLoggingTask(Task):
     """
 
     def __call__(self, *args, **kwargs):
+        request = self.request
+        in_worker = not request.called_directly and not request.is_eager
         try:
             with capture_task_run(self):
                 return super().__call__(*args, **kwargs)
         finally:
-            if not self.request.is_eager:
-                # The result is stored next, on this thread's connection: if the database went
-                # away during the run, let Django drop the dead connection (as after a request).
-                close_old_connections()
+            if in_worker:
+                drop_dead_connections()
+
+
+def drop_dead_connections() -> None:
+    """After a run in a worker, whose thread owns its connections: the result is stored next,
+    on this thread's connection, so one the database dropped during the run (or one past
+    ``CONN_MAX_AGE``) is closed first, as Django does after a request. Never a connection inside
+    a transaction, and never outside a worker: a direct call or an eager run is the caller's
+    code, whose connections and transactions are the caller's business.
+    """
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is not None and not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
 
 
 @shared_task(name="tasklog.prune_task_logs")

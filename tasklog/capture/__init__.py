@@ -14,13 +14,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 
 from celery.exceptions import Ignore, Reject, Retry
+from django.db import connections
 
 from ..checks import THREADED_POOLS
 from ..conf import settings
-from ..models import Stream
+from ..models import Stream, TaskLog
 from ..origin import ORIGIN_HEADER, origin_fields, origin_for_publish
+from ..signals import signal_name
 from .buffer import TaskCapture
-from .context import active_capture, current_capture
+from .context import active_capture, bypass, current_capture, logger
 from .flusher import get_flusher
 from .lines import DBLogWriter
 from .streams import (
@@ -60,29 +62,34 @@ def capture_output(
     Only this context is captured: other threads and tasks keep their own output. An exception
     leaving the block is stored on stderr (its traceback) before it propagates, and the last
     lines are stored before the block ends. ``synchronous`` writes from the calling thread
-    (eager runs) instead of the background flusher. Yields None when capture is disabled.
+    (eager runs) instead of the background flusher, unless that thread is inside a transaction
+    of its own on the log database: the log is never part of the caller's transaction (see
+    ``in_callers_transaction``). Yields None when capture is disabled or the id does not fit
+    the ``task_id`` column.
     """
-    if not settings.ENABLED or not task_id:
+    if not settings.ENABLED or not task_id or not _fits_task_id_column(str(task_id)):
         yield None
         return
+    handed_over = synchronous and in_callers_transaction(settings.DATABASE)
     install_stream_proxies()
     if settings.CAPTURE_LOGGING:
         install_logging_handler()
     enclosing = current_capture.get()
     if enclosing is not None and enclosing.task_id == str(task_id):
-        enclosing.flush()  # an eager retry nests: the earlier attempt's lines come first
+        # An eager retry nests: the earlier attempt's lines come first.
+        enclosing.flush_soon_and_wait()
     capture = TaskCapture(
         task_id,
         task_name=task_name,
         worker=worker,
         origin=origin,
         attempt_reason=attempt_reason,
-        synchronous=synchronous,
+        synchronous=synchronous and not handed_over,
         fallback=write_to_worker_output,
     )
-    descriptors = DescriptorCapture(capture).start() if _captures_descriptors(capture) else None
+    descriptors = DescriptorCapture(capture).start() if _captures_descriptors(synchronous) else None
     token = current_capture.set(capture)
-    if not synchronous:
+    if not capture.synchronous:
         get_flusher().add(capture)
     try:
         yield capture
@@ -93,17 +100,45 @@ def capture_output(
         current_capture.reset(token)
         if descriptors is not None:
             descriptors.stop()
-        finish(capture)
+        # SQLite has one writer: the caller's open transaction may hold it until we return.
+        finish(capture, wait=not (handed_over and _is_sqlite(settings.DATABASE)))
 
 
-def _captures_descriptors(capture: TaskCapture) -> bool:
+def in_callers_transaction(alias: str) -> bool:
+    """Whether this thread's connection to ``alias`` is inside a transaction its code opened.
+
+    Writing the log there would tie the log to that transaction (a rollback would lose it) and
+    a failing write could break it; such runs are stored by the flusher on its own connection.
+    The atomic blocks a Django test case wraps each test in are not the caller's (Django's
+    ``durable`` check says the same), so tests still see eager logs inside their transaction.
+    """
+    connection = connections[alias]
+    if connection.in_atomic_block:
+        return any(not block._from_testcase for block in connection.atomic_blocks)
+    return connection.connection is not None and not connection.get_autocommit()
+
+
+def _fits_task_id_column(task_id: str) -> bool:
+    limit = TaskLog._meta.get_field("task_id").max_length
+    if len(task_id) <= limit:
+        return True
+    with bypass():
+        logger.warning(
+            "tasklog: task id of %s characters not captured (the task_id column holds %s): %s…",
+            len(task_id),
+            limit,
+            task_id[:40],
+        )
+    return False
+
+
+def _is_sqlite(alias: str) -> bool:
+    return connections[alias].vendor == "sqlite"
+
+
+def _captures_descriptors(eager: bool) -> bool:
     pool = worker_pool["name"]
-    return (
-        settings.CAPTURE_FD
-        and not capture.synchronous
-        and pool is not None
-        and pool not in THREADED_POOLS
-    )
+    return settings.CAPTURE_FD and not eager and pool is not None and pool not in THREADED_POOLS
 
 
 def record_exception(capture: TaskCapture, error: BaseException) -> None:
@@ -112,21 +147,34 @@ def record_exception(capture: TaskCapture, error: BaseException) -> None:
     Unfinished lines are ended first: they were written before the error.
     """
     capture.close_writers()
+    signum = _terminating_signal(error)
     if isinstance(error, Retry):
         capture.add_line(Stream.MARKER, f"Attempt ended: {error}")
     elif isinstance(error, Ignore | Reject):
         capture.add_line(Stream.MARKER, f"Attempt ended: {type(error).__name__} {error}".strip())
+    elif signum is not None:
+        name = signal_name(signum)
+        capture.add_line(Stream.MARKER, f"Attempt ended: the worker process received {name}.")
     else:
         writer = capture.writer(Stream.STDERR, "traceback")
         writer.write("".join(traceback.format_exception(error)))
         writer.close()
 
 
-def finish(capture: TaskCapture) -> None:
-    """Store the last lines and close the run."""
+def _terminating_signal(error: BaseException) -> int | None:
+    """The signal behind billiard's ``SystemExit(-(256 - signum))`` in a pool process (how a
+    ``revoke(terminate=True)`` ends a task), else None."""
+    if isinstance(error, SystemExit) and isinstance(error.code, int) and -255 <= error.code < -192:
+        return 256 + error.code
+    return None
+
+
+def finish(capture: TaskCapture, wait: bool = True) -> None:
+    """Store the last lines and close the run; ``wait=False`` leaves the last flush to the
+    flusher without waiting for it."""
     capture.close_writers()
     if not capture.synchronous:
-        get_flusher().close(capture)
+        get_flusher().close(capture, wait=wait)
         return
     for _attempt in range(FINAL_FLUSH_ATTEMPTS):  # no flusher will come back for these lines
         if capture.flush(final=True):

@@ -23,9 +23,10 @@ from . import storage
 from .context import bypass, health, logger
 from .flusher import is_storing as flusher_is_storing
 from .flusher import wake as _wake_flusher
-from .lines import DBLogWriter
+from .lines import DBLogWriter, clean_text
 
 BACKPRESSURE_TIMEOUT = 5.0
+REFUSALS_BEFORE_GIVING_UP = 3  # flushes in a row failing for a reason other than the connection
 YIELD_EVERY = 64  # lines between two chances for the flusher to take the GIL
 
 
@@ -110,6 +111,7 @@ class TaskCapture:
         self._flush_lock = threading.Lock()
         self._urgent = False
         self._flushed = threading.Event()
+        self._refusals = 0
 
     def writer(self, stream: str, source: str = "python") -> DBLogWriter:
         """The line splitter of a stream; each source (Python, a descriptor) has its own."""
@@ -122,6 +124,7 @@ class TaskCapture:
     def add_line(self, stream: str, message: str, level: int | None = None) -> None:
         """Number a complete line and queue it; never raises into the task."""
         line_time = time.time()
+        message = clean_text(message)
         dropped = []
         flush_now = False
         with self._lock:
@@ -267,18 +270,45 @@ class TaskCapture:
                     self.give_back(batch)
                     raise
                 self.unconfirmed = None
-            except Exception as error:  # any failure: keep the lines and retry later
-                health.failed(error)
-                if not self.synchronous:  # the caller's connection is the caller's business
-                    _discard_connection(self.alias)
+            except Exception as error:  # keep the lines and retry later
+                if storage.is_unreachable(error):
+                    health.failed(error)
+                    if not self.synchronous:  # the caller's connection is the caller's business
+                        _discard_connection(self.alias)
+                else:
+                    self._refused(error)
                 return False
         self.last_flush = time.monotonic()
+        self._refusals = 0
         self._urgent = False
         self._flushed.set()
         health.succeeded()
         if final:
             self.seal()
         return True
+
+    def _refused(self, error: Exception) -> None:
+        """A flush failed with the database reachable (refused rows are isolated earlier, so
+        this is a bug or a refused ``TaskLog`` value): no reason to call the database
+        unhealthy for every task, and no point retrying the same flush forever."""
+        self._refusals += 1
+        with bypass():
+            logger.error(
+                "tasklog: could not store the log of task %s (%s: %s)",
+                self.task_id,
+                type(error).__name__,
+                error,
+                exc_info=self._refusals == 1,
+            )
+        if self._refusals >= REFUSALS_BEFORE_GIVING_UP:
+            count = self.discard_unstored()
+            with bypass():
+                logger.error(
+                    "tasklog: gave up on the log of task %s; %s waiting lines went to the "
+                    "worker's output.",
+                    self.task_id,
+                    count,
+                )
 
     def flush_soon_and_wait(self, timeout: float = 5.0) -> None:
         """Have everything written so far stored now (before a retry is published)."""
@@ -294,8 +324,9 @@ class TaskCapture:
         try:
             storage.touch_run(self.task_id, self.alias)
         except Exception as error:
-            health.failed(error)
-            _discard_connection(self.alias)
+            if storage.is_unreachable(error):
+                health.failed(error)
+                _discard_connection(self.alias)
             return
         self.last_flush = time.monotonic()
 

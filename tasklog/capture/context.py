@@ -33,9 +33,11 @@ def bypass():
 
 
 class StorageHealth:
-    """Whether the last write reached the database; while it did not, output is also echoed to
-    the worker's own streams and flushes back off."""
+    """Whether the database is reachable: while the last write failed for want of a connection,
+    output is also echoed to the worker's own streams and flushes back off (up to
+    ``MAX_BACKOFF`` seconds apart, however long the outage lasts)."""
 
+    FIRST_BACKOFF = 0.5
     MAX_BACKOFF = 5.0
     POLL = 0.05
 
@@ -56,7 +58,7 @@ class StorageHealth:
     def failed(self, error: BaseException) -> None:
         with self._lock:
             self.failures += 1
-            delay = min(0.25 * 2**self.failures, self.MAX_BACKOFF)
+            delay = self.backoff(self.failures)
             self.retry_at = time.monotonic() + delay
             if self.healthy:
                 with bypass():
@@ -64,6 +66,13 @@ class StorageHealth:
                         "tasklog: cannot write task logs (%s); buffering and retrying.", error
                     )
             self.healthy = False
+
+    @classmethod
+    def backoff(cls, failures: int) -> float:
+        """Seconds to wait after ``failures`` failures in a row: doubling from
+        ``FIRST_BACKOFF``, capped before the power can overflow a float."""
+        doublings = min(max(failures - 1, 0), 16)
+        return min(cls.FIRST_BACKOFF * 2**doublings, cls.MAX_BACKOFF)
 
     def wait_while_healthy(self, event: threading.Event, timeout: float) -> bool:
         """Wait for ``event``, but not for a database that just failed."""

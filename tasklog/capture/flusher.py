@@ -36,12 +36,13 @@ class Flusher:
     def wake(self) -> None:
         self._wake.set()
 
-    def close(self, capture) -> None:
+    def close(self, capture, wait: bool = True) -> None:
         """End a run: its last batch is stored before this returns, unless the database is away
-        (then the run ends at once and the flusher keeps retrying in the background)."""
+        or ``wait`` is False (then the run ends at once and the flusher stores it later)."""
         capture.closing = True
         self._wake.set()
-        health.wait_while_healthy(capture.closed, CLOSE_TIMEOUT)
+        if wait:
+            health.wait_while_healthy(capture.closed, CLOSE_TIMEOUT)
 
     def drain(self, timeout: float) -> None:
         """Store what waits before the process exits."""
@@ -74,13 +75,12 @@ class Flusher:
     def _service(self, capture, now: float) -> None:
         if capture.is_due(now):
             final = capture.closing  # read once: the task may close while this flush runs
-            if capture.flush(final=final):
-                if final:
-                    with self._lock:
-                        self._captures.discard(capture)
-            else:
+            if not capture.flush(final=final):
                 for waiting in self._snapshot():
                     waiting.wake_waiters()
+            if capture.closed.is_set():  # stored to the end, or given up on
+                with self._lock:
+                    self._captures.discard(capture)
         elif now - capture.last_flush >= HEARTBEAT_INTERVAL:
             capture.heartbeat()
 

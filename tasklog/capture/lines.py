@@ -9,6 +9,8 @@ import re
 _LINE_BREAKS = re.compile(r"(\r\n|\r|\n)")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
+# TaskLogLine.level is a PositiveSmallIntegerField: what every supported database can hold.
+LEVEL_RANGE = (0, 32767)
 
 
 def clean_text(text: str) -> str:
@@ -25,6 +27,17 @@ def clean_text(text: str) -> str:
         except UnicodeEncodeError:
             text = _SURROGATES.sub(REPLACEMENT, text)
     return text
+
+
+def storable_level(level) -> int | None:
+    """A logging level the ``level`` column can hold: an out-of-range level (custom levels
+    such as 40000 or -5) is clamped to the column's range; what is not a number becomes None."""
+    if isinstance(level, float) and level == level and abs(level) != float("inf"):
+        level = int(level)
+    if not isinstance(level, int):
+        return None
+    low, high = LEVEL_RANGE
+    return min(max(int(level), low), high)
 
 
 def cut_suffix(count: int) -> str:
@@ -143,4 +156,4 @@ class DBLogWriter(io.TextIOBase):
         self._parts.clear()
         self._length = self._cut = 0
         self._carriage_return = False
-        self._capture.add_line(self._stream, clean_text(line))
+        self._capture.add_line(self._stream, line)

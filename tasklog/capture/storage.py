@@ -11,13 +11,33 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from django.db import IntegrityError, connections, transaction
+from django.db import (
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    transaction,
+)
 from django.db.models import F
 from django.utils import timezone
 
 from ..models import Stream, TaskLog, TaskLogLine
+from .context import bypass, logger
+from .lines import clean_text, storable_level
 
 LINE_COLUMNS = ("task_id", "seq", "timestamp", "stream", "level", "message")
+
+# The database (or its driver, before sending) cannot reach the server: retry later, back off.
+UNREACHABLE_ERRORS = (OperationalError, InterfaceError)
+# The database (or its driver) refuses a value: retrying the same rows would fail forever.
+REFUSED_VALUE_ERRORS = (DataError, IntegrityError, ValueError, TypeError, OverflowError)
+REFUSAL_TEXT_LENGTH = 300
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says the database is away (not that it refused what was sent)."""
+    return isinstance(error, UNREACHABLE_ERRORS)
 
 
 @dataclass
@@ -46,9 +66,22 @@ def _moment(unix_time: float) -> datetime:
     return datetime.fromtimestamp(unix_time, tz=UTC)
 
 
+def fitted(values: dict) -> dict:
+    """``TaskLog`` field values cut to their columns' lengths: a long worker name or origin
+    must not make the database refuse the run."""
+    fields = {name: TaskLog._meta.get_field(name) for name in values}
+    return {
+        name: value[: fields[name].max_length]
+        if isinstance(value, str) and fields[name].max_length
+        else value
+        for name, value in values.items()
+    }
+
+
 def open_run(capture, alias: str) -> None:
     """Create the TaskLog, or start a further attempt of it with a marker line naming it."""
     now = timezone.now()
+    described = fitted({"task_name": capture.task_name, "worker": capture.worker, **capture.origin})
     with transaction.atomic(using=alias):
         log, created = (
             TaskLog.objects.using(alias)
@@ -56,12 +89,10 @@ def open_run(capture, alias: str) -> None:
             .get_or_create(
                 task_id=capture.task_id,
                 defaults={
-                    "task_name": capture.task_name,
-                    "worker": capture.worker,
                     "started": now,
                     "last_seen": now,
                     "flush_token": capture.run_token,
-                    **capture.origin,
+                    **described,
                 },
             )
         )
@@ -71,9 +102,8 @@ def open_run(capture, alias: str) -> None:
             log.finished = None
             log.interrupted = False
             log.last_seen = now
-            log.worker = capture.worker or log.worker
-            log.task_name = log.task_name or capture.task_name
-            for name, value in capture.origin.items():
+            log.worker = described.pop("worker") or log.worker
+            for name, value in described.items():
                 setattr(log, name, getattr(log, name) or value)
             log.lines += 1
             log.flush_token = capture.run_token
@@ -146,7 +176,7 @@ def _write_batch(capture, batch: Batch, alias: str, stored_lines: int) -> None:
         if marker_seq is not None:
             rows.append(_lost_marker(capture.task_id, marker_seq, first, last))
     rows.sort(key=lambda row: row[1])
-    insert_rows(rows, alias)
+    insert_isolating_refused(rows, alias)
     if dropped:
         TaskLog.objects.using(alias).filter(task_id=capture.task_id).update(
             dropped=F("dropped") + dropped
@@ -213,6 +243,47 @@ def _lost_marker(task_id: str, seq: int, first: int, last: int) -> tuple:
         f"(seq {first} to {last}); the worker's own output has them."
     )
     return (task_id, seq, timezone.now(), Stream.MARKER, None, message)
+
+
+def insert_isolating_refused(rows: list, alias: str) -> None:
+    """``insert_rows``, but a row the database refuses for its content never holds back the
+    others: the rows are halved until each refused one is found, which is then stored in a
+    safe form or replaced by a marker saying why. Connection errors propagate (retry later).
+
+    Each try runs in a savepoint, so a refusal leaves the flush's transaction usable.
+    """
+    try:
+        with transaction.atomic(using=alias):
+            insert_rows(rows, alias)
+        return
+    except REFUSED_VALUE_ERRORS as error:
+        if len(rows) == 1:
+            _store_refused_row(rows[0], error, alias)
+            return
+    middle = len(rows) // 2
+    insert_isolating_refused(rows[:middle], alias)
+    insert_isolating_refused(rows[middle:], alias)
+
+
+def _store_refused_row(row: tuple, error: BaseException, alias: str) -> None:
+    task_id, seq, moment, stream, level, message = row
+    refusal = clean_text(f"{type(error).__name__}: {error}".strip().splitlines()[0])
+    refusal = refusal[:REFUSAL_TEXT_LENGTH]
+    with bypass():
+        logger.warning(
+            "tasklog: the database refused line %s of task %s (%s)", seq, task_id, refusal
+        )
+    safe = (task_id, seq, moment, stream, storable_level(level), clean_text(message))
+    if safe != row:
+        try:
+            with transaction.atomic(using=alias):
+                insert_rows([safe], alias)
+            return
+        except REFUSED_VALUE_ERRORS:
+            pass
+    marker = f"Line {seq} not stored: the database refused it ({refusal})."
+    with transaction.atomic(using=alias):
+        insert_rows([(task_id, seq, moment, Stream.MARKER, None, marker)], alias)
 
 
 def insert_rows(rows: list, alias: str) -> None:

@@ -15,7 +15,7 @@ import threading
 
 from ..models import Stream
 from .context import active_capture, bypass, health
-from .lines import clean_text, cut_line
+from .lines import cut_line, storable_level
 
 _install_lock = threading.Lock()
 
@@ -154,11 +154,12 @@ class TaskLogHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
+        level = storable_level(record.levelno)
+        if level != record.levelno:  # the column cannot hold it: the name stays in the text
+            text = f"[{record.levelname}] {text}"
         for line in text.split("\n"):
             capture.add_line(
-                Stream.LOG,
-                clean_text(cut_line(line.rstrip("\r"), capture.max_line_length)),
-                record.levelno,
+                Stream.LOG, cut_line(line.rstrip("\r"), capture.max_line_length), level
             )
 
 
