@@ -95,3 +95,20 @@ def write_from_a_child_process(self):
     subprocess.run(["echo", "from a child process"], check=True)
     os.write(2, b"raw write to descriptor 2\n")
     return "ok"
+
+
+@shared_task(bind=True, base=TerminalLoggingTask)
+def call_tasks_in_a_transaction(self, group: str):
+    """Inside its own transaction, call a task directly and eagerly: the transaction must
+    survive both (it commits ``group``). Returns the eager run's id."""
+    from django.contrib.auth.models import Group
+    from django.db import transaction
+
+    with transaction.atomic():
+        Group.objects.create(name=group)
+        print("before")
+        print_numbered("direct", 1)
+        inner = print_numbered.apply(args=("eager", 1))
+        print("after")
+        assert Group.objects.filter(name=group).exists()
+    return inner.id
