@@ -69,7 +69,8 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
 
         Each batch is one short transaction that locks its rows, so a worker flushing at the
         same moment numbers its lines after the marker. A run that already finished keeps its
-        end time. Returns how many logs got a marker.
+        end time; ``last_seen`` stays the last sign of life from the worker. Returns how many
+        logs got a marker.
         """
         from .models import Stream, TaskLogLine
 
@@ -84,9 +85,9 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
                     return closed
                 markers = []
                 for log in logs:
+                    message = explain(log)
                     log.lines += 1
                     log.finished = log.finished or now
-                    log.last_seen = max(log.last_seen, now)
                     log.interrupted = log.interrupted or interrupted
                     markers.append(
                         TaskLogLine(
@@ -94,12 +95,12 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
                             seq=log.lines,
                             timestamp=now,
                             stream=Stream.MARKER,
-                            message=explain(log),
+                            message=message,
                         )
                     )
                 TaskLogLine.objects.using(self.db).bulk_create(markers)
                 self.model.objects.using(self.db).bulk_update(
-                    logs, ["lines", "finished", "last_seen", "interrupted"]
+                    logs, ["lines", "finished", "interrupted"]
                 )
             closed += len(logs)
             last_pk = logs[-1].pk

@@ -112,3 +112,31 @@ def call_tasks_in_a_transaction(self, group: str):
         print("after")
         assert Group.objects.filter(name=group).exists()
     return inner.id
+
+
+def _retry_twice_then_fail(task):
+    print(f"attempt with retries={task.request.retries}")
+    sys.stderr.write("an unfinished line")
+    if task.request.retries < 2:
+        raise task.retry(countdown=1)
+    raise ValueError("failed after two retries")
+
+
+@shared_task(bind=True, base=TerminalLoggingTask, max_retries=3)
+def retry_twice_then_fail(self):
+    """Two retries, then a failure: markers and traceback, under ``TerminalLoggingTask``."""
+    _retry_twice_then_fail(self)
+
+
+@shared_task(bind=True, max_retries=3)
+def retry_twice_then_fail_plain(self):
+    """The same without the base class: captured by ``CELERY_TASKLOG_ALL_TASKS`` alone."""
+    _retry_twice_then_fail(self)
+
+
+@shared_task(bind=True, base=TerminalLoggingTask)
+def write_fuzzed(self, item_list):
+    """Write what ``tests.writer_model`` generated, as a task would."""
+    from tests.writer_model import write_items
+
+    write_items(item_list)
