@@ -20,7 +20,7 @@ from tasklog.capture import capture_output, storage
 from tasklog.capture.context import StorageHealth, health
 from tasklog.capture.streams import TaskLogHandler
 from tasklog.models import TaskLog, TaskLogLine
-from tests import writer_model
+from tests import harness, tasks, writer_model
 from tests.utils import log_of, stored
 
 pytestmark = pytest.mark.django_db
@@ -244,3 +244,38 @@ def test_the_outage_backoff_stays_capped_after_thousands_of_failures():
 
     assert 0 < outage.retry_at - time.monotonic() <= StorageHealth.MAX_BACKOFF
     assert [StorageHealth.backoff(n) for n in (1, 2, 3, 4, 5, 10**9)] == [0.5, 1, 2, 4, 5, 5]
+
+
+def assert_stored_once_or_explained(task_id: str, expected: list[tuple]) -> None:
+    """Every line written is stored once, in order, at its own seq; a line the database
+    refused in every form is a marker at that seq saying so."""
+    lines = rows(task_id)
+    assert [seq for seq, *_rest in lines] == list(range(1, len(expected) + 1))
+    for (seq, stream, level, message), (want_stream, want_message, want_level) in zip(
+        lines, expected, strict=True
+    ):
+        if stream == "marker":
+            assert message.startswith(f"Line {seq} not stored: the database refused it (")
+        else:
+            assert (stream, message, level) == (want_stream, want_message, want_level)
+
+
+@pytest.mark.integration
+@pytest.mark.abuse
+@hypothesis_settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(item_list=st.lists(writer_model.items, min_size=1, max_size=40))
+def test_what_a_task_writes_is_stored_exactly_once_through_a_real_worker(worker_factory, item_list):
+    worker = getattr(worker_factory, "started", None)
+    if worker is None:  # one worker for every example: the fixture outlives them
+        worker = worker_factory.started = worker_factory(
+            pool="prefork",
+            concurrency=1,
+            env={"CELERY_TASKLOG_MAX_LINE_LENGTH": "300", "CELERY_TASKLOG_MAX_LINES": "0"},
+        )
+
+    result = tasks.write_fuzzed.delay(item_list)
+
+    assert harness.wait_for_task_result(result.id, worker=worker).status == "SUCCESS"
+    assert_stored_once_or_explained(result.id, writer_model.expected_rows(item_list, 300))
