@@ -15,7 +15,7 @@ from celery.exceptions import Ignore
 from tasklog.models import TaskLog
 from tests import harness, tasks
 from tests.test_capture_worker import wait_for
-from tests.utils import stored
+from tests.utils import retried_twice_log, stored
 
 TRACEBACK_START = "Traceback (most recent call last):"
 
@@ -43,15 +43,7 @@ def test_a_retrying_failing_task_has_the_same_log_in_both_modes(worker_factory):
     class_log = without_traceback_frames(stored(by_class.id))
     assert without_traceback_frames(stored(by_signals.id)) == class_log
     node = TaskLog.objects.get(task_id=by_class.id).worker
-    attempt = [("stdout", "attempt with retries={}"), ("stderr", "an unfinished line")]
-    expected = []
-    for retries in range(3):
-        if retries:
-            expected.append(("marker", "Attempt ended: Retry in 1s"))
-            expected.append(
-                ("marker", f"Attempt {retries + 1} (retry {retries}) started on {node}.")
-            )
-        expected += [(stream, text.format(retries)) for stream, text in attempt]
+    expected = [line[1:] for line in retried_twice_log(node, "an unfinished line", countdown=1)]
     expected.append(("stderr", TRACEBACK_START))
     assert class_log[:-1] == expected
     assert class_log[-1] == ("stderr", "ValueError: failed after two retries")

@@ -22,13 +22,16 @@ def log_of(task_id: str) -> TaskLog:
     return TaskLog.objects.get(task_id=task_id)
 
 
-def retried_twice_log(worker: str) -> list[tuple[int, str, str]]:
-    """The stored log of ``tests.tasks.retry_twice``: three attempts, one gap-free log."""
-    attempt = [("stdout", "attempt with retries={}"), ("stderr", "second line of this attempt")]
+def retried_twice_log(
+    worker: str, second_line: str = "second line of this attempt", countdown: int = 0
+) -> list[tuple[int, str, str]]:
+    """The stored log of ``tests.tasks.retry_twice`` (and of the first three attempts of
+    ``retry_twice_then_fail``): three attempts, one gap-free log."""
+    attempt = [("stdout", "attempt with retries={}"), ("stderr", second_line)]
     lines = []
     for retries in range(3):
         if retries:
-            lines.append(("marker", "Attempt ended: Retry in 0s"))
+            lines.append(("marker", f"Attempt ended: Retry in {countdown}s"))
             lines.append(
                 ("marker", f"Attempt {retries + 1} (retry {retries}) started on {worker}.")
             )
