@@ -74,7 +74,9 @@ def test_an_outage_drops_the_oldest_lines_past_the_buffer_and_marks_them(
     kept = [message for _seq, stream, message in lines if stream == "stdout"]
     lost = 20 - len(kept)
     assert lost > 0
-    assert marker[2].startswith(f"{lost} lines lost while the database was unreachable (seq 1 to ")
+    assert marker[2].startswith(
+        f"{lost} lines lost while the database was unreachable or slower than the task (seq 1 to "
+    )
     assert kept == [f"line {number}" for number in range(lost + 1, 21)]
     assert (log.lines, log.dropped) == (20, lost)
     assert [seq for seq, _stream, _message in lines] == [1, *range(lost + 1, 21)]
@@ -139,3 +141,35 @@ def test_a_committed_open_whose_answer_was_lost_is_not_a_second_attempt(monkeypa
     assert failed == ["open_run"]
     assert stored("unacknowledged-open") == [(1, "stdout", "only line")]
     assert log_of("unacknowledged-open").attempts == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_full_buffer_waits_for_a_slow_database_then_drops_the_oldest(monkeypatch, settings):
+    """The documented backpressure rule: a task whose buffer is full waits for the flusher up
+    to BACKPRESSURE_TIMEOUT, then the oldest waiting lines are dropped, even though the
+    database is reachable (just slower than the task)."""
+    from tasklog.capture import buffer
+
+    settings.CELERY_TASKLOG_BUFFER_LINES = 5
+    settings.CELERY_TASKLOG_BATCH_SIZE = 5
+    monkeypatch.setattr(buffer, "BACKPRESSURE_TIMEOUT", 0.1)
+    real_insert = storage.insert_rows
+
+    def slow_insert(rows, alias):
+        time.sleep(0.5)
+        return real_insert(rows, alias)
+
+    monkeypatch.setattr(storage, "insert_rows", slow_insert)
+    with capture_output("slow-database") as capture:
+        for number in range(1, 41):
+            print(f"line {number}")
+    assert capture.closed.wait(20)
+
+    log = log_of("slow-database")
+    markers = [message for _seq, stream, message in stored("slow-database") if stream == "marker"]
+    assert log.dropped > 0 and health.healthy
+    assert markers and all(
+        "lost while the database was unreachable or slower" in m for m in markers
+    )
+    kept = [message for _seq, stream, message in stored("slow-database") if stream == "stdout"]
+    assert len(kept) + log.dropped == 40

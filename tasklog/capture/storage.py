@@ -239,8 +239,8 @@ def _lines(count: int) -> str:
 
 def _lost_marker(task_id: str, seq: int, first: int, last: int) -> tuple:
     message = (
-        f"{_lines(last - first + 1)} lost while the database was unreachable "
-        f"(seq {first} to {last}); the worker's own output has them."
+        f"{_lines(last - first + 1)} lost while the database was unreachable or slower than "
+        f"the task (seq {first} to {last}); the worker's own output has them."
     )
     return (task_id, seq, timezone.now(), Stream.MARKER, None, message)
 
