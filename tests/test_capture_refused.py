@@ -91,11 +91,11 @@ def test_levels_logging_itself_would_not_pass_are_stored_too(levelno, levelname,
     assert rows("odd-level") == [(1, "log", stored_level, f"{prefix}tests.odd: odd level")]
 
 
-def test_a_row_the_database_refuses_is_stored_in_a_safe_form_and_the_batch_goes_on(settings):
+def test_lines_given_to_the_run_directly_are_made_safe_too(settings):
     settings.CELERY_TASKLOG_BATCH_SIZE = 1000
     with capture("refused-row") as run:
         print("one")
-        run.add_line("log", "a level no column holds", 40000)  # past the source's clamping
+        run.add_line("log", "a level no column holds", 40000)  # not through logging
         run.add_line("log", "a negative level", -5)
         print("four")
 

@@ -23,7 +23,7 @@ from . import storage
 from .context import bypass, health, logger
 from .flusher import is_storing as flusher_is_storing
 from .flusher import wake as _wake_flusher
-from .lines import DBLogWriter, clean_text
+from .lines import DBLogWriter, clean_text, storable_level
 
 BACKPRESSURE_TIMEOUT = 5.0
 REFUSALS_BEFORE_GIVING_UP = 3  # flushes in a row failing for a reason other than the connection
@@ -122,9 +122,13 @@ class TaskCapture:
         return writer
 
     def add_line(self, stream: str, message: str, level: int | None = None) -> None:
-        """Number a complete line and queue it; never raises into the task."""
+        """Number a complete line and queue it; never raises into the task.
+
+        What no column could hold is made safe here, for every source: NUL and lone
+        surrogates in the text, a level outside the column's range."""
         line_time = time.time()
         message = clean_text(message)
+        level = storable_level(level)
         dropped = []
         flush_now = False
         with self._lock:

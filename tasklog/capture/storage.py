@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from ..models import Stream, TaskLog, TaskLogLine
 from .context import bypass, logger
-from .lines import clean_text, storable_level
+from .lines import clean_text
 
 LINE_COLUMNS = ("task_id", "seq", "timestamp", "stream", "level", "message")
 
@@ -247,8 +247,8 @@ def _lost_marker(task_id: str, seq: int, first: int, last: int) -> tuple:
 
 def insert_isolating_refused(rows: list, alias: str) -> None:
     """``insert_rows``, but a row the database refuses for its content never holds back the
-    others: the rows are halved until each refused one is found, which is then stored in a
-    safe form or replaced by a marker saying why. Connection errors propagate (retry later).
+    others: the rows are halved until each refused one is found, which is then replaced by a
+    marker saying why. Connection errors propagate (retry later).
 
     Each try runs in a savepoint, so a refusal leaves the flush's transaction usable.
     """
@@ -266,21 +266,15 @@ def insert_isolating_refused(rows: list, alias: str) -> None:
 
 
 def _store_refused_row(row: tuple, error: BaseException, alias: str) -> None:
-    task_id, seq, moment, stream, level, message = row
+    """The known causes (levels, NUL, surrogates) are made safe before a line is queued
+    (``TaskCapture.add_line``); a row refused all the same becomes a marker at its seq."""
+    task_id, seq, moment, _stream, _level, _message = row
     refusal = clean_text(f"{type(error).__name__}: {error}".strip().splitlines()[0])
     refusal = refusal[:REFUSAL_TEXT_LENGTH]
     with bypass():
         logger.warning(
             "tasklog: the database refused line %s of task %s (%s)", seq, task_id, refusal
         )
-    safe = (task_id, seq, moment, stream, storable_level(level), clean_text(message))
-    if safe != row:
-        try:
-            with transaction.atomic(using=alias):
-                insert_rows([safe], alias)
-            return
-        except REFUSED_VALUE_ERRORS:
-            pass
     marker = f"Line {seq} not stored: the database refused it ({refusal})."
     with transaction.atomic(using=alias):
         insert_rows([(task_id, seq, moment, Stream.MARKER, None, marker)], alias)
