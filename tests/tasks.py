@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import subprocess
@@ -10,6 +11,7 @@ import time
 
 from celery import shared_task
 
+from tasklog.capture import in_task_context
 from tasklog.tasks import TerminalLoggingTask
 
 logger = logging.getLogger(__name__)
@@ -95,3 +97,20 @@ def write_from_a_child_process(self):
     subprocess.run(["echo", "from a child process"], check=True)
     os.write(2, b"raw write to descriptor 2\n")
     return "ok"
+
+
+@shared_task(bind=True, base=TerminalLoggingTask)
+def print_from_greenlets(self, library: str, label: str, greenlets: int, count: int):
+    """Print from ``greenlets`` greenlets spawned with ``library`` (gevent or eventlet), each
+    wrapped by ``in_task_context``, yielding after every line so that they interleave."""
+    green = importlib.import_module(library)
+
+    def print_lines(number: int) -> None:
+        for line in range(1, count + 1):
+            print(f"{label} greenlet {number} line {line}")
+            green.sleep(0)
+
+    spawned = [green.spawn(in_task_context(print_lines), number) for number in range(greenlets)]
+    for greenlet in spawned:
+        greenlet.get() if library == "gevent" else greenlet.wait()
+    return greenlets * count

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 
 import psycopg
 import pytest
 from celery import states
-from django.conf import settings
 from django.db import connection
 
 from tasklog.models import TaskLog
@@ -147,18 +143,7 @@ def test_without_descriptor_capture_child_output_reaches_the_worker_only(worker_
     ],
 )
 def test_a_worker_with_bad_tasklog_settings_refuses_to_start(transactional_db, env, check_id):
-    command = [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "-P", "threads"]
-    worker_env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "TASKLOG_WORKER_DATABASE_NAME": connection.settings_dict["NAME"],
-        **env,
-    }
-
-    finished = subprocess.run(
-        command, env=worker_env, capture_output=True, text=True, timeout=60, cwd=harness.ROOT
-    )
+    finished = harness.run_worker_until_it_exits(connection.settings_dict["NAME"], "threads", env)
 
     assert finished.returncode != 0
     assert check_id in finished.stdout + finished.stderr

@@ -15,10 +15,10 @@ from contextlib import contextmanager, nullcontext
 
 from celery.exceptions import Ignore, Reject, Retry
 
-from ..checks import THREADED_POOLS
 from ..conf import settings
 from ..models import Stream
 from ..origin import ORIGIN_HEADER, origin_fields, origin_for_publish
+from ..pools import tasks_share_a_process
 from .buffer import TaskCapture
 from .context import active_capture, current_capture
 from .flusher import get_flusher
@@ -102,7 +102,7 @@ def _captures_descriptors(capture: TaskCapture) -> bool:
         settings.CAPTURE_FD
         and not capture.synchronous
         and pool is not None
-        and pool not in THREADED_POOLS
+        and not tasks_share_a_process(pool)
     )
 
 
