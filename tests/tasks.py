@@ -81,13 +81,23 @@ def print_bad_input(self):
     return "ok"
 
 
-@shared_task(bind=True, base=TerminalLoggingTask)
-def print_slowly(self, count: int, interval: float):
+def print_lines_slowly(count: int, interval: float) -> int:
     """Print ``count`` numbered lines, one every ``interval`` seconds, with the time of print."""
     for number in range(1, count + 1):
         print(f"line {number} at {time.time():.3f}")
         time.sleep(interval)
     return count
+
+
+@shared_task(bind=True, base=TerminalLoggingTask)
+def print_slowly(self, count: int, interval: float):
+    return print_lines_slowly(count, interval)
+
+
+@shared_task(bind=True, base=TerminalLoggingTask, acks_late=True)
+def print_slowly_acknowledged_late(self, count: int, interval: float):
+    """``print_slowly`` acknowledged when it ends: the broker redelivers it if the worker dies."""
+    return print_lines_slowly(count, interval)
 
 
 @shared_task(bind=True, base=TerminalLoggingTask)
