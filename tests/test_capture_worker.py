@@ -17,6 +17,9 @@ from tests.utils import log_of, messages, retried_twice_log, stored
 pytestmark = pytest.mark.integration
 
 UNCAPPED = {"CELERY_TASKLOG_MAX_LINES": "0"}
+# A buffer smaller than one task's output: under gevent and eventlet a task that never yields
+# must still let the flusher (a greenlet too) store its lines instead of dropping them.
+SMALL_BUFFER = {**UNCAPPED, "CELERY_TASKLOG_BUFFER_LINES": "50", "CELERY_TASKLOG_BATCH_SIZE": "20"}
 
 
 def expected_numbered(label: str, count: int) -> list[str]:
@@ -39,11 +42,20 @@ def wait_for(condition, timeout: float = 30.0, interval: float = 0.05):
     pytest.fail(f"condition not met within {timeout} s", pytrace=False)
 
 
-@pytest.mark.parametrize(("pool", "concurrency"), [("threads", 8), ("prefork", 4), ("solo", 1)])
+@pytest.mark.parametrize(
+    ("pool", "concurrency", "env"),
+    [
+        ("threads", 8, UNCAPPED),
+        ("prefork", 4, UNCAPPED),
+        ("solo", 1, UNCAPPED),
+        ("gevent", 8, SMALL_BUFFER),
+        ("eventlet", 8, SMALL_BUFFER),
+    ],
+)
 def test_eight_concurrent_tasks_store_every_line_once_in_its_own_log(
-    worker_factory, pool, concurrency
+    worker_factory, pool, concurrency, env
 ):
-    worker = worker_factory(pool=pool, concurrency=concurrency, env=UNCAPPED)
+    worker = worker_factory(pool=pool, concurrency=concurrency, env=env)
 
     results = [tasks.print_numbered.delay(f"task{index}", 2000) for index in range(8)]
 

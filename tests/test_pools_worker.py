@@ -1,5 +1,6 @@
-"""The green pools (gevent, eventlet) in real Celery workers on PostgreSQL and Redis: the same
-isolation and order as the threads and prefork pools, and greenlets a task spawns."""
+"""The green pools (gevent, eventlet) in real Celery workers on PostgreSQL and Redis: greenlets a
+task spawns, and descriptor capture refused. Their isolation and order are tested beside the
+other pools' in test_capture_worker."""
 
 from __future__ import annotations
 
@@ -8,32 +9,12 @@ from celery import states
 from django.db import connection
 
 from tests import harness, tasks
-from tests.test_capture_worker import UNCAPPED, expected_numbered
-from tests.utils import log_of, messages, stored
+from tests.test_capture_worker import UNCAPPED
+from tests.utils import messages
 
 pytestmark = pytest.mark.integration
 
 GREEN_POOLS = ["gevent", "eventlet"]
-# A buffer smaller than one task's output: a task that never yields must still let the flusher
-# (a greenlet too, under monkey-patching) store its lines instead of dropping them.
-SMALL_BUFFER = {**UNCAPPED, "CELERY_TASKLOG_BUFFER_LINES": "50", "CELERY_TASKLOG_BATCH_SIZE": "20"}
-
-
-@pytest.mark.parametrize("pool", GREEN_POOLS)
-def test_eight_concurrent_tasks_store_every_line_once_in_its_own_log(worker_factory, pool):
-    worker = worker_factory(pool=pool, concurrency=8, env=SMALL_BUFFER)
-
-    results = [tasks.print_numbered.delay(f"task{index}", 2000) for index in range(8)]
-
-    for index, result in enumerate(results):
-        assert harness.wait_for_task_result(result.id, worker=worker).status == states.SUCCESS
-        lines = stored(result.id)
-        assert [message for _seq, _stream, message in lines] == expected_numbered(
-            f"task{index}", 2000
-        )
-        assert [seq for seq, _stream, _message in lines] == list(range(1, 2001))
-        log = log_of(result.id)
-        assert (log.lines, log.dropped, log.finished is not None) == (2000, 0, True)
 
 
 @pytest.mark.parametrize("pool", GREEN_POOLS)

@@ -4,14 +4,13 @@ killed is redelivered by the broker, and its log goes on as one log."""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 from celery import Celery, states
-from django.db import connection
 
 from tasklog.models import TaskLog
 from tests import harness, tasks
+from tests.test_capture_worker import wait_for
 from tests.utils import log_of, stored
 
 pytestmark = pytest.mark.integration
@@ -29,11 +28,12 @@ def rabbitmq_url() -> str:
 
 
 @pytest.fixture
-def rabbitmq_app(monkeypatch):
-    """The test suite's Celery configuration, on RabbitMQ, with an empty default queue.
+def celery_app(monkeypatch):
+    """The test suite's Celery configuration on RabbitMQ, with an empty default queue; the
+    ``worker_factory`` workers ping through it.
 
     Celery prefers the ``CELERY_BROKER_URL`` environment variable to any configured broker, so
-    that is what names RabbitMQ here (and to the workers, which inherit it)."""
+    that is what names RabbitMQ here (and to the workers)."""
     monkeypatch.setenv("CELERY_BROKER_URL", rabbitmq_url())
     app = Celery("tests-rabbitmq", set_as_current=False)
     app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -43,34 +43,9 @@ def rabbitmq_app(monkeypatch):
 
 
 @pytest.fixture
-def start_rabbitmq_worker(transactional_db, rabbitmq_app, tmp_path):
-    workers: list[harness.WorkerProcess] = []
-
-    def start() -> harness.WorkerProcess:
-        worker = harness.start_worker(
-            rabbitmq_app,
-            tmp_path,
-            connection.settings_dict["NAME"],
-            pool="prefork",
-            concurrency=1,
-            env={"CELERY_BROKER_URL": os.environ["CELERY_BROKER_URL"]},
-        )
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.stop()
-        print(f"--- output of worker {worker.nodename} ---\n{worker.output()}")
-
-
-def wait_until(condition, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s", pytrace=False)
-        time.sleep(0.05)
-    return value
+def start_rabbitmq_worker(worker_factory):
+    broker = {"CELERY_BROKER_URL": os.environ["CELERY_BROKER_URL"]}
+    return lambda: worker_factory(pool="prefork", concurrency=1, env=broker)
 
 
 def numbered(lines: list[tuple[int, str, str]]) -> list[str]:
@@ -79,18 +54,18 @@ def numbered(lines: list[tuple[int, str, str]]) -> list[str]:
 
 
 def test_a_killed_worker_s_task_is_redelivered_and_its_log_goes_on(
-    rabbitmq_app, start_rabbitmq_worker
+    celery_app, start_rabbitmq_worker
 ):
     first = start_rabbitmq_worker()
-    result = rabbitmq_app.send_task(tasks.print_slowly_acknowledged_late.name, args=(30, 0.05))
-    wait_until(lambda: len(stored(result.id)) >= 10)
+    result = celery_app.send_task(tasks.print_slowly_acknowledged_late.name, args=(30, 0.05))
+    wait_for(lambda: len(stored(result.id)) >= 10)
 
     first.kill()
     before = stored(result.id)
     second = start_rabbitmq_worker()
 
     assert harness.wait_for_task_result(result.id, worker=second).status == states.SUCCESS
-    wait_until(lambda: TaskLog.objects.finished().filter(task_id=result.id).exists())
+    wait_for(lambda: TaskLog.objects.finished().filter(task_id=result.id).exists())
     lines = stored(result.id)
     killed = len(before)
     assert lines[:killed] == before
