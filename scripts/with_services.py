@@ -84,11 +84,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, what: str) -> None:
+def wait_for_port(port: int, what: str, server: subprocess.Popen | None = None) -> None:
+    """Until ``port`` accepts connections; a ``server`` that exits meanwhile fails at once."""
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
             return
+        if server is not None and server.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {server.returncode}")
         time.sleep(0.1)
     raise RuntimeError(f"{what} did not accept connections on port {port}")
 
@@ -221,10 +224,11 @@ def start_rabbitmq(home: Path, port: int, node: dict) -> None:
             start_new_session=True,
         )
     try:
-        wait_for_port(port, "RabbitMQ")
-    except RuntimeError:
+        wait_for_port(port, "RabbitMQ", server)
+    except RuntimeError as error:
         stop_rabbitmq(server, env)
-        raise
+        log = (home / "server.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"{error}; its output ends with:\n{log}") from None
     node.update(server=server, env=env)
 
 
