@@ -166,23 +166,6 @@ def start_worker(
     return worker
 
 
-def run_worker_until_it_exits(
-    database_name: str, pool: str, env: dict[str, str], timeout: float = 60.0
-) -> subprocess.CompletedProcess:
-    """Start a ``celery worker`` expected to refuse to start; its exit status and output."""
-    command = [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "-P", pool]
-    worker_env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "TASKLOG_WORKER_DATABASE_NAME": database_name,
-        **env,
-    }
-    return subprocess.run(
-        command, env=worker_env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
-    )
-
-
 def wait_for_task_result(task_id: str, timeout: float = 30.0, worker: WorkerProcess | None = None):
     """The task's ``TaskResult`` once it is in a final state (SUCCESS, FAILURE, REVOKED).
 

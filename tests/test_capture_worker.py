@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 
 import psycopg
 import pytest
 from celery import states
+from django.conf import settings
 from django.db import connection
 
 from tasklog.models import TaskLog
@@ -147,18 +151,37 @@ def test_without_descriptor_capture_child_output_reaches_the_worker_only(worker_
     assert "from a child process" in worker.output()
 
 
+FD_CAPTURE = {"CELERY_TASKLOG_CAPTURE_FD": "true"}
+GEVENT_SUBCLASS = {"CELERY_CUSTOM_WORKER_POOL": "tests.custom_pools:InstrumentedGeventPool"}
+REFUSED_POOL = "(tasklog.E006) CELERY_TASKLOG_CAPTURE_FD=True cannot be used with the {!r} pool"
+
+
 @pytest.mark.parametrize(
-    ("env", "check_id"),
+    ("pool", "env", "message"),
     [
-        ({"CELERY_TASKLOG_MAX_LINES": "abc"}, "tasklog.E002"),
-        ({"CELERY_TASKLOG_CAPTURE_FD": "true"}, "tasklog.E006"),
+        ("threads", {"CELERY_TASKLOG_MAX_LINES": "abc"}, "(tasklog.E002) The environment variable"),
+        ("threads", FD_CAPTURE, REFUSED_POOL.format("threads")),
+        ("gevent", FD_CAPTURE, REFUSED_POOL.format("gevent")),
+        ("eventlet", FD_CAPTURE, REFUSED_POOL.format("eventlet")),
+        ("custom", {**FD_CAPTURE, **GEVENT_SUBCLASS}, REFUSED_POOL.format("gevent")),
     ],
 )
-def test_a_worker_with_bad_tasklog_settings_refuses_to_start(transactional_db, env, check_id):
-    finished = harness.run_worker_until_it_exits(connection.settings_dict["NAME"], "threads", env)
+def test_a_worker_with_bad_tasklog_settings_refuses_to_start(transactional_db, pool, env, message):
+    command = [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "-P", pool]
+    worker_env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "TASKLOG_WORKER_DATABASE_NAME": connection.settings_dict["NAME"],
+        **env,
+    }
+
+    finished = subprocess.run(
+        command, env=worker_env, capture_output=True, text=True, timeout=60, cwd=harness.ROOT
+    )
 
     assert finished.returncode != 0
-    assert check_id in finished.stdout + finished.stderr
+    assert message in finished.stdout + finished.stderr
 
 
 def test_a_worker_killed_mid_task_loses_at_most_the_last_flush_interval(worker_factory):
