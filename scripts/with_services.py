@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Run one command beside throwaway PostgreSQL and Redis servers: ``make test`` uses it.
+"""Run one command beside throwaway PostgreSQL, Redis and RabbitMQ servers: ``make test`` uses it.
 
     python3 scripts/with_services.py -- .venv/bin/python -m pytest
 
-Missing Debian packages (postgresql, redis-server, chromium for the browser tests) are installed
-with apt-get when running as root. Both servers listen on free loopback ports, keep their data in
-one temporary directory and exist for this run only; the command sees them as ``DATABASE_URL``
-and ``CELERY_BROKER_URL``. Whatever happens (failure, Ctrl-C, SIGTERM) the servers are stopped
-and the directory removed, and the exit status is the command's.
+Missing Debian packages (postgresql, redis-server, rabbitmq-server, chromium for the browser
+tests) are installed with apt-get when running as root. The servers listen on free loopback
+ports, keep their data in one temporary directory and exist for this run only; the command sees
+them as ``DATABASE_URL``, ``CELERY_BROKER_URL`` (Redis) and ``AMQP_BROKER_URL`` (RabbitMQ, which
+takes about 6 s to start: ``--without-rabbitmq`` skips it for runs that do not need it).
+Whatever happens (failure, Ctrl-C, SIGTERM) the servers are stopped and the directory removed,
+and the exit status is the command's.
 
 Without root and without the packages the command runs without those variables: integration
 tests then skip, or fail when ``CI=true``. Only the standard library is used, so this runs
@@ -33,6 +35,8 @@ from pathlib import Path
 IS_ROOT = os.geteuid() == 0
 STARTUP_ATTEMPTS = 3
 READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 
 
 def say(message: str) -> None:
@@ -51,6 +55,7 @@ def missing_packages() -> list[str]:
     wanted = {
         "postgresql": postgres_bindir() is not None,
         "redis-server": shutil.which("redis-server") is not None,
+        "rabbitmq-server": RABBITMQ_SERVER.exists(),
         "chromium": shutil.which("chromium") is not None,
     }
     return [package for package, present in wanted.items() if not present]
@@ -79,11 +84,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, what: str) -> None:
+def wait_for_port(port: int, what: str, server: subprocess.Popen | None = None) -> None:
+    """Until ``port`` accepts connections; a ``server`` that exits meanwhile fails at once."""
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
             return
+        if server is not None and server.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {server.returncode}")
         time.sleep(0.1)
     raise RuntimeError(f"{what} did not accept connections on port {port}")
 
@@ -164,6 +172,82 @@ def start_redis(workdir: Path, pidfile: Path, port: int) -> None:
         raise
 
 
+@contextlib.contextmanager
+def rabbitmq_server(workdir: Path) -> Iterator[str]:
+    """A RabbitMQ node of its own (data, logs, Erlang cookie and port mapper in ``workdir``,
+    every port a free loopback one); yields its AMQP URL."""
+    home = workdir / "rabbitmq"
+    home.mkdir()
+    node: dict[str, subprocess.Popen] = {}
+    started = time.monotonic()
+    port = on_a_free_port("RabbitMQ", lambda port: start_rabbitmq(home, port, node))
+    say(f"RabbitMQ accepted connections after {time.monotonic() - started:.1f} s")
+    try:
+        yield f"amqp://guest:guest@127.0.0.1:{port}//"
+    finally:
+        stop_rabbitmq(node["server"], node["env"])
+
+
+def rabbitmq_env(home: Path, port: int) -> dict[str, str]:
+    """The environment that keeps a RabbitMQ node away from the system's one: nothing is read
+    from /etc/rabbitmq or /var/lib/rabbitmq, and its Erlang port mapper is its own."""
+    kept = {name: value for name, value in os.environ.items() if not name.startswith("RABBITMQ_")}
+    return {
+        **kept,
+        "HOME": str(home),  # the Erlang cookie
+        "RABBITMQ_NODENAME": f"tasklog-{port}@localhost",
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(free_port()),
+        "ERL_EPMD_PORT": str(free_port()),
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        "RABBITMQ_MNESIA_BASE": str(home / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(home / "log"),
+        "RABBITMQ_PID_FILE": str(home / "rabbitmq.pid"),
+        "RABBITMQ_CONFIG_FILE": str(home / "rabbitmq"),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(home / "advanced.config"),
+        "RABBITMQ_CONF_ENV_FILE": str(home / "rabbitmq-env.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(home / "enabled_plugins"),
+    }
+
+
+def start_rabbitmq(home: Path, port: int, node: dict) -> None:
+    env = rabbitmq_env(home, port)
+    with (home / "server.log").open("ab") as log:
+        server = subprocess.Popen(
+            [str(RABBITMQ_SERVER)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for_port(port, "RabbitMQ", server)
+    except RuntimeError as error:
+        stop_rabbitmq(server, env)
+        log = (home / "server.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"{error}; its output ends with:\n{log}") from None
+    node.update(server=server, env=env)
+
+
+def stop_rabbitmq(server: subprocess.Popen, env: dict[str, str]) -> None:
+    """SIGTERM the node (it stops cleanly), SIGKILL it after a while; then its port mapper."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    epmd = shutil.which("epmd")
+    if epmd:
+        subprocess.run(
+            [epmd, "-kill"], env=env, stdin=subprocess.DEVNULL, capture_output=True, check=False
+        )
+
+
 def on_a_free_port(what: str, start: Callable[[int], None]) -> int:
     """Call ``start(port)`` on free ports until it works: a port may be taken meanwhile."""
     for _attempt in range(STARTUP_ATTEMPTS - 1):
@@ -209,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--durable", action="store_true", help="PostgreSQL with fsync on, as in production"
     )
+    parser.add_argument(
+        "--without-rabbitmq",
+        action="store_true",
+        help="do not start RabbitMQ (about 6 s), for runs that use only Redis",
+    )
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C does, so the servers are stopped either way.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -223,8 +312,10 @@ def main(argv: list[str] | None = None) -> int:
                 env["DATABASE_URL"] = services.enter_context(postgres_server(workdir, args.durable))
             if shutil.which("redis-server"):
                 env["CELERY_BROKER_URL"] = services.enter_context(redis_server(workdir))
-            say(f"DATABASE_URL={env.get('DATABASE_URL', '(unset)')}")
-            say(f"CELERY_BROKER_URL={env.get('CELERY_BROKER_URL', '(unset)')}")
+            if RABBITMQ_SERVER.exists() and not args.without_rabbitmq:
+                env["AMQP_BROKER_URL"] = services.enter_context(rabbitmq_server(workdir))
+            for name in ("DATABASE_URL", "CELERY_BROKER_URL", "AMQP_BROKER_URL"):
+                say(f"{name}={env.get(name, '(unset)')}")
             return run(args.command, env)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

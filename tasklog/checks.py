@@ -10,8 +10,7 @@ from django.conf import settings as django_settings
 from django.core.checks import Error, Tags
 
 from .conf import OPTIONS, PREFIX, SettingError, settings
-
-THREADED_POOLS = {"threads", "gevent", "eventlet"}
+from .pools import DEFAULT_POOL, configured_pool_name, tasks_share_a_process
 
 
 def check_settings(app_configs=None, **kwargs) -> list[Error]:
@@ -33,9 +32,20 @@ def check_settings(app_configs=None, **kwargs) -> list[Error]:
 
 
 def check_fd_capture_pool(app_configs=None, **kwargs) -> list[Error]:
-    pool = str(getattr(django_settings, "CELERY_WORKER_POOL", "") or "")
-    if settings.CAPTURE_FD and pool in THREADED_POOLS:
-        return [fd_capture_pool_error(pool)]
+    """E006 for the pool the settings choose (``CELERY_WORKER_POOL``); a worker started with
+    ``--pool`` is checked by ``worker_errors`` when it starts."""
+    return fd_capture_pool_errors(getattr(django_settings, "CELERY_WORKER_POOL", DEFAULT_POOL))
+
+
+def worker_errors(pool) -> list[Error]:
+    """Every check a starting worker must pass, with the pool it really runs."""
+    return [*check_settings(), *fd_capture_pool_errors(pool)]
+
+
+def fd_capture_pool_errors(pool) -> list[Error]:
+    name = configured_pool_name(pool)
+    if settings.CAPTURE_FD and tasks_share_a_process(name):
+        return [fd_capture_pool_error(name)]
     return []
 
 

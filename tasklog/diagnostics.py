@@ -17,12 +17,12 @@ from django.apps import apps
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 
-from .checks import THREADED_POOLS, check_fd_capture_pool, check_settings, fd_capture_pool_error
+from .checks import check_fd_capture_pool, check_settings, fd_capture_pool_error
 from .conf import PREFIX, settings
 from .models import TaskLog, TaskLogLine
+from .pools import pool_name, tasks_share_a_process
 from .reading import local_time
 from .schedule import PRUNE_ENTRY_NAME, beat_ready, prune_entry
-from .signals import pool_name
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 PROBE_TASK = "tasklog.probe"
@@ -119,7 +119,7 @@ def check_workers(app, timeout: float, broker_reachable: bool):
         f"{name} ({pool} x{replies[name].get('pool', {}).get('max-concurrency', '?')})"
         for name, pool in pools.items()
     )
-    threaded = sorted({pool for pool in pools.values() if pool in THREADED_POOLS})
+    threaded = sorted({pool for pool in pools.values() if tasks_share_a_process(pool)})
     if settings.CAPTURE_FD and threaded:
         error = fd_capture_pool_error(threaded[0])
         return FAIL, f"{detail}. {error.msg}", error.hint

@@ -114,24 +114,14 @@ def signal_name(signum) -> str:
 def check_worker(sender=None, **kwargs) -> None:
     """Refuse to start a worker whose tasklog settings are invalid, with the check messages."""
     from . import capture
-    from .checks import THREADED_POOLS, check_settings, fd_capture_pool_error
-    from .conf import settings
+    from .checks import worker_errors
+    from .pools import configured_pool_name
 
-    pool = pool_name(getattr(sender, "pool_cls", None))
+    pool = configured_pool_name(getattr(sender, "pool_cls", None))
     capture.worker_pool["name"] = pool
-    errors = check_settings()
-    if settings.CAPTURE_FD and pool in THREADED_POOLS:
-        errors.append(fd_capture_pool_error(pool))
+    errors = worker_errors(pool)
     if errors:
         raise SystemExit("celery-tasklog: " + "\n".join(str(error) for error in errors))
-
-
-def pool_name(pool_cls) -> str:
-    module = pool_cls if isinstance(pool_cls, str) else getattr(pool_cls, "__module__", "")
-    for name, marker in (("threads", "thread"), ("gevent", "gevent"), ("eventlet", "eventlet")):
-        if marker in module:
-            return name
-    return "solo" if "solo" in module else "prefork"
 
 
 def drain_flusher(**kwargs) -> None:

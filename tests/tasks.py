@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import subprocess
@@ -10,6 +11,7 @@ import time
 
 from celery import shared_task
 
+from tasklog.capture import in_task_context
 from tasklog.tasks import TerminalLoggingTask
 
 logger = logging.getLogger(__name__)
@@ -79,13 +81,23 @@ def print_bad_input(self):
     return "ok"
 
 
-@shared_task(bind=True, base=TerminalLoggingTask)
-def print_slowly(self, count: int, interval: float):
+def print_lines_slowly(count: int, interval: float) -> int:
     """Print ``count`` numbered lines, one every ``interval`` seconds, with the time of print."""
     for number in range(1, count + 1):
         print(f"line {number} at {time.time():.3f}")
         time.sleep(interval)
     return count
+
+
+@shared_task(bind=True, base=TerminalLoggingTask)
+def print_slowly(self, count: int, interval: float):
+    return print_lines_slowly(count, interval)
+
+
+@shared_task(bind=True, base=TerminalLoggingTask, acks_late=True)
+def print_slowly_acknowledged_late(self, count: int, interval: float):
+    """``print_slowly`` acknowledged when it ends: the broker redelivers it if the worker dies."""
+    return print_lines_slowly(count, interval)
 
 
 @shared_task(bind=True, base=TerminalLoggingTask)
@@ -140,3 +152,20 @@ def write_fuzzed(self, item_list):
     from tests.writer_model import write_items
 
     write_items(item_list)
+
+
+@shared_task(bind=True, base=TerminalLoggingTask)
+def print_from_greenlets(self, library: str, label: str, greenlets: int, count: int):
+    """Print from ``greenlets`` greenlets spawned with ``library`` (gevent or eventlet), each
+    wrapped by ``in_task_context``, yielding after every line so that they interleave."""
+    green = importlib.import_module(library)
+
+    def print_lines(number: int) -> None:
+        for line in range(1, count + 1):
+            print(f"{label} greenlet {number} line {line}")
+            green.sleep(0)
+
+    spawned = [green.spawn(in_task_context(print_lines), number) for number in range(greenlets)]
+    for greenlet in spawned:
+        greenlet.get() if library == "gevent" else greenlet.wait()
+    return greenlets * count

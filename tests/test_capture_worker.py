@@ -21,6 +21,9 @@ from tests.utils import log_of, messages, retried_twice_log, stored
 pytestmark = pytest.mark.integration
 
 UNCAPPED = {"CELERY_TASKLOG_MAX_LINES": "0"}
+# A buffer smaller than one task's output: under gevent and eventlet a task that never yields
+# must still let the flusher (a greenlet too) store its lines instead of dropping them.
+SMALL_BUFFER = {**UNCAPPED, "CELERY_TASKLOG_BUFFER_LINES": "50", "CELERY_TASKLOG_BATCH_SIZE": "20"}
 
 
 def expected_numbered(label: str, count: int) -> list[str]:
@@ -43,11 +46,20 @@ def wait_for(condition, timeout: float = 30.0, interval: float = 0.05):
     pytest.fail(f"condition not met within {timeout} s", pytrace=False)
 
 
-@pytest.mark.parametrize(("pool", "concurrency"), [("threads", 8), ("prefork", 4), ("solo", 1)])
+@pytest.mark.parametrize(
+    ("pool", "concurrency", "env"),
+    [
+        ("threads", 8, UNCAPPED),
+        ("prefork", 4, UNCAPPED),
+        ("solo", 1, UNCAPPED),
+        ("gevent", 8, SMALL_BUFFER),
+        ("eventlet", 8, SMALL_BUFFER),
+    ],
+)
 def test_eight_concurrent_tasks_store_every_line_once_in_its_own_log(
-    worker_factory, pool, concurrency
+    worker_factory, pool, concurrency, env
 ):
-    worker = worker_factory(pool=pool, concurrency=concurrency, env=UNCAPPED)
+    worker = worker_factory(pool=pool, concurrency=concurrency, env=env)
 
     results = [tasks.print_numbered.delay(f"task{index}", 2000) for index in range(8)]
 
@@ -139,15 +151,23 @@ def test_without_descriptor_capture_child_output_reaches_the_worker_only(worker_
     assert "from a child process" in worker.output()
 
 
+FD_CAPTURE = {"CELERY_TASKLOG_CAPTURE_FD": "true"}
+GEVENT_SUBCLASS = {"CELERY_CUSTOM_WORKER_POOL": "tests.custom_pools:InstrumentedGeventPool"}
+REFUSED_POOL = "(tasklog.E006) CELERY_TASKLOG_CAPTURE_FD=True cannot be used with the {!r} pool"
+
+
 @pytest.mark.parametrize(
-    ("env", "check_id"),
+    ("pool", "env", "message"),
     [
-        ({"CELERY_TASKLOG_MAX_LINES": "abc"}, "tasklog.E002"),
-        ({"CELERY_TASKLOG_CAPTURE_FD": "true"}, "tasklog.E006"),
+        ("threads", {"CELERY_TASKLOG_MAX_LINES": "abc"}, "(tasklog.E002) The environment variable"),
+        ("threads", FD_CAPTURE, REFUSED_POOL.format("threads")),
+        ("gevent", FD_CAPTURE, REFUSED_POOL.format("gevent")),
+        ("eventlet", FD_CAPTURE, REFUSED_POOL.format("eventlet")),
+        ("custom", {**FD_CAPTURE, **GEVENT_SUBCLASS}, REFUSED_POOL.format("gevent")),
     ],
 )
-def test_a_worker_with_bad_tasklog_settings_refuses_to_start(transactional_db, env, check_id):
-    command = [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "-P", "threads"]
+def test_a_worker_with_bad_tasklog_settings_refuses_to_start(transactional_db, pool, env, message):
+    command = [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "-P", pool]
     worker_env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -161,7 +181,7 @@ def test_a_worker_with_bad_tasklog_settings_refuses_to_start(transactional_db, e
     )
 
     assert finished.returncode != 0
-    assert check_id in finished.stdout + finished.stderr
+    assert message in finished.stdout + finished.stderr
 
 
 def test_a_worker_killed_mid_task_loses_at_most_the_last_flush_interval(worker_factory):

@@ -16,10 +16,10 @@ from contextlib import contextmanager, nullcontext
 from celery.exceptions import Ignore, Reject, Retry
 from django.db import connections
 
-from ..checks import THREADED_POOLS
 from ..conf import settings
 from ..models import Stream, TaskLog
 from ..origin import ORIGIN_HEADER, origin_fields, origin_for_publish
+from ..pools import tasks_share_a_process
 from ..signals import signal_name
 from .buffer import TaskCapture
 from .context import active_capture, bypass, current_capture, logger
@@ -138,7 +138,9 @@ def _is_sqlite(alias: str) -> bool:
 
 def _captures_descriptors(eager: bool) -> bool:
     pool = worker_pool["name"]
-    return settings.CAPTURE_FD and not eager and pool is not None and pool not in THREADED_POOLS
+    return (
+        settings.CAPTURE_FD and not eager and pool is not None and not tasks_share_a_process(pool)
+    )
 
 
 def record_exception(capture: TaskCapture, error: BaseException) -> None:
