@@ -95,3 +95,11 @@ def write_from_a_child_process(self):
     subprocess.run(["echo", "from a child process"], check=True)
     os.write(2, b"raw write to descriptor 2\n")
     return "ok"
+
+
+@shared_task(bind=True)
+def plain_burst(self, count: int):
+    """A task without the tasklog base class whose lines all come in its last moment."""
+    for number in range(1, count + 1):
+        print(f"burst {number}")
+    return count
