@@ -22,12 +22,6 @@ XSS = "<script>alert(1)</script>"
 
 
 @pytest.fixture
-def reader(client):
-    client.force_login(make_user("reader"))
-    return client
-
-
-@pytest.fixture
 def finished_log():
     make_result(status="SUCCESS", result=8)
     return make_log(messages=["first", XSS, "\x1b[31mred\x1b[0m"], finished=timezone.now())

@@ -38,12 +38,6 @@ def url(name: str, task_id: str = TASK_ID) -> str:
 
 
 @pytest.fixture
-def reader(client):
-    client.force_login(make_user("reader"))
-    return client
-
-
-@pytest.fixture
 def log():
     return make_log(messages=[f"line {n}" for n in range(1, 6)])
 
