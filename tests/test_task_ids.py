@@ -8,9 +8,9 @@ from io import StringIO
 
 import pytest
 from django.contrib import admin
+from django.contrib.admin import AdminSite
 from django.core.management import call_command
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
-from django_celery_results.admin import TaskResultAdmin
 from django_celery_results.models import TaskResult
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -101,16 +101,17 @@ def hrefs(html: str) -> list[str]:
 
 
 @pytest.fixture
-def results_admin_with_log_links():
-    """The admin's TaskResult list with the log column, restored afterwards."""
-    from django_celery_results.models import TaskResult
+def results_admin_with_log_links(monkeypatch):
+    """The admin's TaskResult list with the log column, as ``link_task_results_to_logs`` makes it.
 
-    original = type(admin.site._registry[TaskResult])
-    link_task_results_to_logs(admin.site)
-    yield
-    admin.site.unregister(TaskResult)
-    admin.site.register(TaskResult, original)
-    assert original is TaskResultAdmin or issubclass(original, TaskResultAdmin)
+    The admin's URLs are bound to the registered ModelAdmin instance, so that instance takes the
+    linked class (for this test only) rather than being registered anew.
+    """
+    registered = admin.site._registry[TaskResult]
+    scratch = AdminSite()
+    scratch.register(TaskResult, type(registered))
+    link_task_results_to_logs(scratch)
+    monkeypatch.setattr(registered, "__class__", type(scratch._registry[TaskResult]))
 
 
 @pytest.mark.integration
