@@ -7,7 +7,6 @@ from html import unescape
 from io import StringIO
 
 import pytest
-from django.contrib import admin
 from django.contrib.admin import AdminSite
 from django.core.management import call_command
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
@@ -104,10 +103,12 @@ def hrefs(html: str) -> list[str]:
 def results_admin_with_log_links(monkeypatch):
     """The admin's TaskResult list with the log column, as ``link_task_results_to_logs`` makes it.
 
-    The admin's URLs are bound to the registered ModelAdmin instance, so that instance takes the
-    linked class (for this test only) rather than being registered anew.
+    The admin's URLs are bound to the ModelAdmin instance registered when they were built (another
+    test may have registered a new one since), so that instance takes the linked class, for this
+    test only.
     """
-    registered = admin.site._registry[TaskResult]
+    changelist = reverse("admin:django_celery_results_taskresult_changelist")
+    registered = resolve(changelist).func.model_admin
     scratch = AdminSite()
     scratch.register(TaskResult, type(registered))
     link_task_results_to_logs(scratch)
