@@ -1,7 +1,8 @@
-"""Following a task's log while it is written, like ``tail -f``, until the task has ended.
+"""Following a task's log while it is written, like ``tail -f``, until the log is complete.
 
 The follower polls for lines after the last seq it has seen. It reads the task's state before
-each read of lines, so that when a state is final every line written before it has been read.
+each read of lines, so that once the log is complete (``results.is_complete``, the rule SSE
+and the JSON endpoint use too) every line has been read.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from celery import states
 
 from .conf import settings
 from .models import TaskLog, TaskLogLine
-from .reading import pages
-from .results import FINISHED, effective_state, is_final, result_for
+from .results import FINISHED, effective_state, is_complete, result_for
 
 SUCCESSFUL_STATES = {states.SUCCESS, FINISHED}
 
@@ -28,11 +28,7 @@ class FollowTimeout(Exception):
 
 
 class LogFollower:
-    """The new lines of one task, page by page, until the task ends; then ``state`` is its end.
-
-    A final result with a log that is still open (the worker is flushing its last lines) is
-    waited for up to ``grace`` seconds.
-    """
+    """The new lines of one task, page by page, until its log is complete; ``state`` is its end."""
 
     def __init__(
         self,
@@ -40,7 +36,6 @@ class LogFollower:
         *,
         after: int = 0,
         poll_interval: float = 0.2,
-        grace: float = 2.0,
         using: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -48,31 +43,29 @@ class LogFollower:
         self.task_id = task_id
         self.after = after
         self.poll_interval = poll_interval
-        self.grace = grace
         self.using = using or settings.DATABASE
         self.sleep = sleep
         self.clock = clock
         self.state: str | None = None
 
-    def current_state(self) -> tuple[str, TaskLog | None]:
+    def current_state(self) -> tuple[str, bool]:
+        """The task's state and whether its log is complete, read before its lines."""
         log = TaskLog.objects.using(self.using).filter(task_id=self.task_id).first()
-        return effective_state(log, result_for(self.task_id)), log
+        result = result_for(self.task_id)
+        return effective_state(log, result), is_complete(log, result)
 
     def pages(self, timeout: float | None = None) -> Iterator[list]:
-        """Pages of new lines until the task ends; ``FollowTimeout`` after ``timeout`` seconds."""
+        """Pages of new lines until the log is complete; ``FollowTimeout`` after ``timeout`` s."""
         lines = TaskLogLine.objects.using(self.using).for_task(self.task_id)
         deadline = None if timeout is None else self.clock() + timeout
-        final_since = None
         while True:
-            state, log = self.current_state()
-            for page in pages(lines, self.after):
+            state, complete = self.current_state()
+            for page in lines.pages(self.after):
                 self.after = page[-1].seq
                 yield page
-            if is_final(state):
-                final_since = final_since if final_since is not None else self.clock()
-                if log is None or not log.is_running or self.clock() - final_since >= self.grace:
-                    self.state = state
-                    return
+            if complete:
+                self.state = state
+                return
             if deadline is not None and self.clock() >= deadline:
                 raise FollowTimeout(state)
             self.sleep(self.poll_interval)

@@ -8,9 +8,10 @@ other's origin, under WSGI threads and under ASGI alike.
 
 from __future__ import annotations
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from .origin import request_origin
+from .pooled import in_pool
 
 
 def origin_of_request(request, user=None) -> dict:
@@ -55,10 +56,9 @@ class CeleryTaskLogMiddleware:
             request_origin.reset(token)
 
     async def __acall__(self, request):
-        if hasattr(request, "auser"):
-            origin = origin_of_request(request, await request.auser())
-        else:  # no AuthenticationMiddleware before this one: read the session in a thread
-            origin = await sync_to_async(origin_of_request)(request)
+        # Not ``request.auser()``: that reads the session in the request's own thread, whose
+        # connection would stay open as long as the response (a live log's, for half an hour).
+        origin = await in_pool(origin_of_request)(request)
         token = request_origin.set(origin)
         try:
             return await self.get_response(request)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -160,6 +160,16 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
 
     def head(self, count: int) -> list:
         return list(self.order_by("seq")[:count])
+
+    def pages(self, after: int = 0, page_size: int = 1000) -> Iterator[list]:
+        """These lines with seq above ``after`` in seq order, as lists of ``page_size``.
+
+        The one way every reader pages through a log (download, commands, SSE, follow): keyset
+        pages through the (task_id, seq) index, so memory stays flat whatever the log's size.
+        """
+        while page := self.after(after).head(page_size):
+            yield page
+            after = page[-1].seq
 
     def tail(self, count: int) -> list:
         """The last ``count`` lines in ascending order, read backwards through the index."""

@@ -58,23 +58,13 @@ def seq_before_tail(lines, count: int) -> int:
     return boundary[0] - 1 if boundary else 0
 
 
-def pages(lines, after: int = 0, page_size: int = PAGE_SIZE) -> Iterator[list]:
-    """``lines`` with seq above ``after``, in seq order, as lists of ``page_size`` lines."""
-    while True:
-        page = list(lines.after(after).order_by("seq")[:page_size])
-        if not page:
-            return
-        yield page
-        after = page[-1].seq
-
-
 def chosen_pages(
     lines, *, head: int | None = None, tail: int | None = None, page_size: int = PAGE_SIZE
 ) -> Iterator[list]:
     """The pages of ``lines``, only the first ``head`` or the last ``tail`` of them if given."""
     after = seq_before_tail(lines, tail) if tail is not None else 0
     remaining = head
-    for page in pages(lines, after, page_size):
+    for page in lines.pages(after, page_size):
         if remaining is not None:
             page = page[:remaining]
             remaining -= len(page)

@@ -1,8 +1,10 @@
-"""The JSON shape shared by the lines endpoint and ``--format json`` of the commands."""
+"""The JSON shape shared by the lines endpoint, SSE and ``--format json`` of the commands."""
 
 from __future__ import annotations
 
-from .results import effective_state, progress_of
+from django.utils import timezone
+
+from .results import effective_state, is_complete, is_interrupted, progress_of
 
 
 def _iso(moment) -> str | None:
@@ -10,13 +12,16 @@ def _iso(moment) -> str | None:
 
 
 def task_as_dict(log, result) -> dict:
+    """The task header; ``complete`` says every line is stored (see ``results.is_complete``)."""
+    now = timezone.now()
     duration = log.duration if log is not None else None
     return {
         "task_id": log.task_id if log is not None else getattr(result, "task_id", None),
         "task_name": (log.task_name if log is not None else "")
         or getattr(result, "task_name", "")
         or "",
-        "state": effective_state(log, result),
+        "state": effective_state(log, result, now),
+        "complete": is_complete(log, result, now),
         "progress": progress_of(result),
         "started": _iso(log.started) if log is not None else None,
         "finished": _iso(log.finished) if log is not None else None,
@@ -26,7 +31,7 @@ def task_as_dict(log, result) -> dict:
         "truncated": log.truncated if log is not None else False,
         "attempts": log.attempts if log is not None else 0,
         "worker": log.worker if log is not None else "",
-        "interrupted": log.interrupted if log is not None else False,
+        "interrupted": is_interrupted(log, now),
         "launched_by": log.launched_by if log is not None else "",
         "launched_from": log.launched_from if log is not None else "",
     }
@@ -40,3 +45,9 @@ def line_as_dict(line) -> dict:
         "level": line.level_name,
         "message": line.message,
     }
+
+
+def line_as_text(line) -> str:
+    """``<timestamp> <stream>[:<level>] <message>``: one line of the text download."""
+    label = f"{line.stream}:{line.level_name}" if line.level is not None else line.stream
+    return f"{line.timestamp.isoformat()} {label} {line.message}\n"

@@ -5,10 +5,15 @@ reconnects sends ``Last-Event-ID`` and resumes exactly after the last line it sa
 lines the stream sends ``state`` when the task's state or progress changes, a comment as a
 heartbeat, and at the end one event ``end`` carrying the final task header, then closes.
 
+The stream ends with ``end`` only when the log is complete (``results.is_complete``: a final
+state *and* a closed log), and only once every stored line was sent, so no line is ever
+missing before ``end``.
+
 The database is polled by (task_id, seq), an index range scan, every ``POLL_INTERVAL``
 seconds. Each poll runs in the event loop's shared thread pool and hands its database
-connection back afterwards (as a request would, honouring ``CONN_MAX_AGE`` and connection
-pools), so a viewer holds neither a thread nor a connection while it waits.
+connection back afterwards (``pooled.in_pool``), so a viewer holds neither a thread nor a
+connection while it waits. A database error ends the stream with ``retry:``: the browser
+comes back after ``RECONNECT_MS`` with ``Last-Event-ID`` and loses nothing.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from django.db import DatabaseError
 
 from .models import TaskLog, TaskLogLine
-from .results import is_final, result_for
+from .pooled import in_pool
+from .results import result_for
 from .serializers import line_as_dict, task_as_dict
 
 POLL_INTERVAL = 0.25
@@ -46,23 +52,14 @@ class Snapshot:
 
 
 def read_snapshot(task_id: str, after: int) -> Snapshot:
-    """Read the header first, then the lines: a final state read here means all lines are in.
+    """Read the header first, then the lines: a complete log read here has all its lines in.
 
-    The capture engine stores the last lines before the task's state turns final, so lines
-    read after a final state are the complete rest of the log.
+    ``complete`` means no line will be stored any more, so lines read after it are the whole
+    rest of the log.
     """
     task = task_as_dict(TaskLog.objects.find(task_id), result_for(task_id))
-    lines = TaskLogLine.objects.for_task(task_id).after(after).head(BATCH_SIZE)
+    lines = next(TaskLogLine.objects.for_task(task_id).pages(after, BATCH_SIZE), [])
     return Snapshot(task=task, lines=[line_as_dict(line) for line in lines])
-
-
-def poll(task_id: str, after: int) -> Snapshot:
-    """``read_snapshot`` on a shared pool thread, handing the connection back as a request would."""
-    close_old_connections()
-    try:
-        return read_snapshot(task_id, after)
-    finally:
-        close_old_connections()
 
 
 def format_event(event: str, data: dict, event_id: int | None = None) -> str:
@@ -77,6 +74,7 @@ def retry_field(milliseconds: int) -> str:
 
 
 HEARTBEAT = ": keep-alive\n\n"
+DATABASE_UNAVAILABLE = ": database unavailable\n\n" + retry_field(RECONNECT_MS)
 
 
 def _status(task: dict) -> tuple:
@@ -87,7 +85,7 @@ def events_for(snapshot: Snapshot, previous_status: tuple | None) -> list[str]:
     """The events a snapshot adds: its lines, then ``state`` or ``end`` once caught up."""
     events = [format_event("line", line, line["seq"]) for line in snapshot.lines]
     if snapshot.caught_up:
-        if is_final(snapshot.task["state"]):
+        if snapshot.task["complete"]:
             events.append(format_event("end", snapshot.task))
         elif _status(snapshot.task) != previous_status:
             events.append(format_event("state", snapshot.task))
@@ -95,7 +93,7 @@ def events_for(snapshot: Snapshot, previous_status: tuple | None) -> list[str]:
 
 
 def is_end(snapshot: Snapshot) -> bool:
-    return snapshot.caught_up and is_final(snapshot.task["state"])
+    return snapshot.caught_up and snapshot.task["complete"]
 
 
 async def follow_task(
@@ -108,15 +106,19 @@ async def follow_task(
 ) -> AsyncIterator[str]:
     """Events for the lines after ``after`` until the task ends or ``lifetime`` is over.
 
-    When the lifetime is over the stream just closes: the browser reconnects after
-    ``RECONNECT_MS`` with ``Last-Event-ID`` and a fresh connection carries on.
+    When the lifetime is over, or the database fails, the stream just closes: the browser
+    reconnects after ``RECONNECT_MS`` with ``Last-Event-ID`` and a fresh connection carries on.
     """
-    read = sync_to_async(poll, thread_sensitive=False)
+    read = in_pool(read_snapshot)
     yield retry_field(RECONNECT_MS)
     now = time.monotonic()
     deadline, last_sent, status = now + lifetime, now, None
     while True:
-        snapshot = await read(task_id, after)
+        try:
+            snapshot = await read(task_id, after)
+        except DatabaseError:
+            yield DATABASE_UNAVAILABLE
+            return
         events = events_for(snapshot, status)
         if events:
             yield "".join(events)

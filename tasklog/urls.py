@@ -2,24 +2,58 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
+
 from django.urls import path, register_converter
 
 from . import views
 
+MAX_TASK_ID_LENGTH = 255  # TaskLog.task_id and django-celery-results' TaskResult.task_id
+ENCODED_MARKER = "~"
+_VERBATIM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+=\-]{0,254}")
+RESERVED = frozenset({"diagnostic"})  # path segments of other views, never read as a task id
+
 
 class TaskIdConverter:
-    """A Celery task id: letters, digits and ``_.:@+=-``, at most 255 characters.
+    """Any Celery task id, in one canonical path segment.
 
-    Anything else (slashes, spaces, quotes, markup) does not match, so it is a 404.
+    Ids of letters, digits and ``_.:@+=-`` (UUIDs and most custom ids) appear verbatim. Every
+    other id (slashes, ``#``, ``?``, ``%``, spaces, unicode, a reserved word) is ``~`` followed
+    by the base64url of its UTF-8 bytes, so ``reverse()`` works for every id Celery accepts.
+    A segment that is neither form, or names an id longer than 255 characters, is a 404.
     """
 
-    regex = r"[A-Za-z0-9][A-Za-z0-9_.:@+=\-]{0,254}"
+    regex = r"[A-Za-z0-9][A-Za-z0-9_.:@+=\-]{0,254}|~[A-Za-z0-9_\-]{1,1400}"
 
     def to_python(self, value: str) -> str:
-        return value
+        if not value.startswith(ENCODED_MARKER):
+            if value in RESERVED:
+                raise ValueError(value)
+            return value
+        task_id = decode(value[1:])
+        if self.to_url(task_id) != value:  # one URL per id: no padding, no verbatim id encoded
+            raise ValueError(value)
+        return task_id
 
     def to_url(self, value: str) -> str:
-        return value
+        if _VERBATIM.fullmatch(value) and value not in RESERVED:
+            return value
+        encoded = base64.urlsafe_b64encode(value.encode("utf-8", "surrogatepass")).rstrip(b"=")
+        return ENCODED_MARKER + encoded.decode("ascii")
+
+
+def decode(encoded: str) -> str:
+    """The task id in a base64url segment; ``ValueError`` when it is not a storable id."""
+    try:
+        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        task_id = raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as error:
+        raise ValueError(encoded) from error
+    if not task_id or len(task_id) > MAX_TASK_ID_LENGTH or "\x00" in task_id:
+        raise ValueError(encoded)
+    return task_id
 
 
 register_converter(TaskIdConverter, "task_id")

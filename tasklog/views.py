@@ -1,20 +1,23 @@
 """The web views: the live task log page, its SSE, JSON and download endpoints, diagnostics.
 
 Every view requires an active staff user with ``tasklog.view_tasklogline`` (logs hold secrets).
-Pages send other visitors to the admin login; endpoints answer them with a JSON 403.
-A task id that is malformed (see ``urls.TaskIdConverter``) or unknown is a 404: a task is known
-when it has a log or a result row, so a task that has not started yet shows an empty log.
+Pages send other visitors to the admin login; endpoints answer them with a JSON 403. A task id
+whose URL segment does not decode (see ``urls.TaskIdConverter``) or that is unknown is a 404: a
+task is known when it has a log or a result row, so a task that has not started yet shows an
+empty log. A bad query parameter or header is a 400. The GET-only views are exempt from CSRF
+(they change nothing), so any other method is a 405, not a CSRF 403.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
+from django.db import DatabaseError
 from django.http import (
     Http404,
     HttpResponse,
@@ -25,20 +28,27 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
 from . import sse
 from .diagnostics import FAIL, run_diagnostics
 from .models import TaskLog, TaskLogLine
-from .results import is_final, result_for
-from .serializers import line_as_dict, task_as_dict
+from .pooled import in_pool
+from .results import result_for
+from .serializers import line_as_dict, line_as_text, task_as_dict
 
 PERMISSION = "tasklog.view_tasklogline"
 PAGE_SIZE = 500
 MAX_LIMIT = 5000
 MAX_SEQ = 2_147_483_647
+MAX_DIGITS = len(str(MAX_SEQ))
 DOWNLOAD_PAGE_SIZE = 2000
 EVENT_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+# What tasklog.js removes too: CSI (colours, cursor moves), OSC (titles, links), lone ESCs.
+ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b")
 
 
 class BadParameter(ValueError):
@@ -46,16 +56,33 @@ class BadParameter(ValueError):
 
 
 def refusal(request, *, endpoint: bool) -> HttpResponse | None:
-    """None when the user may read logs, else the response that turns them away."""
+    """None when the user may read logs, else the response that turns them away.
+
+    The one access policy of every view. It reads the session and the user, so async views run
+    it on the shared pool (``in_pool``), never in the request's thread.
+    """
     user = request.user
     if user.is_active and user.is_staff:
         if user.has_perm(PERMISSION):
             return None
-        if not endpoint:
-            raise PermissionDenied
+        message = _(
+            "Reading task logs needs the permission %(permission)s (“Can view task log line”), "
+            "which your account does not have."
+        ) % {"permission": PERMISSION}
     elif not endpoint:
         return redirect_to_login(request.get_full_path(), reverse("admin:login"))
-    return JsonResponse({"error": _("Staff access to task logs is required.")}, status=403)
+    else:
+        message = _("Staff access to task logs is required.")
+    if endpoint:
+        return JsonResponse({"error": message}, status=403)
+    context = {**admin.site.each_context(request), "title": _("Access denied"), "message": message}
+    return render(request, "tasklog/forbidden.html", context, status=403)
+
+
+def database_work(request, function):
+    """``function`` awaitable from an async view: on the shared pool under ASGI (see ``pooled``),
+    in the request's own thread under WSGI, whose end hands its connection back."""
+    return in_pool(function) if isinstance(request, ASGIRequest) else sync_to_async(function)
 
 
 def log_reader_required(view=None, *, endpoint: bool = False):
@@ -66,7 +93,7 @@ def log_reader_required(view=None, *, endpoint: bool = False):
 
         @functools.wraps(view)
         async def async_wrapper(request, *args, **kwargs):
-            response = await sync_to_async(refusal)(request, endpoint=endpoint)
+            response = await database_work(request, refusal)(request, endpoint=endpoint)
             return response or await view(request, *args, **kwargs)
 
         return async_wrapper
@@ -78,6 +105,13 @@ def log_reader_required(view=None, *, endpoint: bool = False):
     return wrapper
 
 
+def reader_view(view=None, *, endpoint: bool = False):
+    """A GET-only view for log readers: never cached, exempt from CSRF (so a POST is a 405)."""
+    if view is None:
+        return functools.partial(reader_view, endpoint=endpoint)
+    return csrf_exempt(never_cache(require_safe(log_reader_required(view, endpoint=endpoint))))
+
+
 def task_or_404(task_id: str) -> tuple[TaskLog | None, object]:
     """The log and result rows of a task; 404 when it has neither."""
     log, result = TaskLog.objects.find(task_id), result_for(task_id)
@@ -87,13 +121,14 @@ def task_or_404(task_id: str) -> tuple[TaskLog | None, object]:
 
 
 def seq_param(params, name: str, *, default: int | None = None, maximum: int = MAX_SEQ):
+    """A whole number from 0 to ``maximum`` (ASCII digits only); ``BadParameter`` otherwise."""
     raw = params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or int(raw) > maximum:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_DIGITS) or int(raw) > maximum:
         raise BadParameter(
-            _("%(name)s must be a whole number from 0 to %(max)s, got %(raw)r.")
-            % {"name": name, "max": maximum, "raw": raw[:40]}
+            _("%(name)s must be a whole number from 0 to %(max)s, got %(raw)s.")
+            % {"name": name, "max": maximum, "raw": ascii(raw[:40])}
         )
     return int(raw)
 
@@ -105,16 +140,24 @@ def limit_param(params) -> int:
     return limit
 
 
-@never_cache
-@require_safe
-@log_reader_required
+def bad_request(error: BadParameter) -> JsonResponse:
+    return JsonResponse({"error": str(error)}, status=400)
+
+
+@reader_view
 def task_log(request, task_id: str):
+    """The page: the last lines are in the HTML itself, so it reads without its script."""
     log, result = task_or_404(task_id)
     task = task_as_dict(log, result)
     lines = TaskLogLine.objects.for_task(task_id).tail(PAGE_SIZE)
+    line_dicts = [line_as_dict(line) for line in lines]
+    rendered = [
+        line | {"clock": clock_time(line), "text": without_escapes(line["message"])}
+        for line in line_dicts
+    ]
     client_data = {
         "task": task,
-        "lines": [line_as_dict(line) for line in lines],
+        "lines": line_dicts,
         "has_earlier": len(lines) == PAGE_SIZE and lines[0].seq > 1,
         "page_size": PAGE_SIZE,
         "events_url": reverse("tasklog:task_log_events", args=[task_id]),
@@ -126,49 +169,76 @@ def task_log(request, task_id: str):
         "title": task["task_name"] or task_id,
         "task": task,
         "log": log,
-        "finished": is_final(task["state"]),
+        "lines": rendered,
         "client_data": client_data,
     }
     return render(request, "tasklog/task_log.html", context)
 
 
-@never_cache
-@require_safe
-@log_reader_required(endpoint=True)
-async def task_log_events(request, task_id: str):
-    """SSE: an async stream under ASGI; under WSGI one pass per request (see docs/web.md)."""
-    await sync_to_async(task_or_404)(task_id)
-    try:
-        after = seq_param(request.headers, "Last-Event-ID")
-        if after is None:
-            after = seq_param(request.GET, "after", default=0)
-    except BadParameter as error:
-        return JsonResponse({"error": str(error)}, status=400)
-    if isinstance(request, ASGIRequest):
-        response = StreamingHttpResponse(
-            sse.follow_task(task_id, after), content_type="text/event-stream"
-        )
-    else:
-        response = HttpResponse(
-            await sse.one_pass(task_id, after), content_type="text/event-stream"
-        )
+def without_escapes(message: str) -> str:
+    """The message as the page shows it before its script runs: text without escape codes."""
+    return ESCAPES.sub("", message)
+
+
+def clock_time(line: dict) -> str:
+    """``HH:MM:SS.mmm`` of a line (UTC), as the server-rendered page shows it."""
+    return line["timestamp"][11:23] if line["timestamp"] else ""
+
+
+def retry_on_database_error(view):
+    """A database error before the stream starts answers ``retry:`` too (the browser returns)."""
+
+    @functools.wraps(view)
+    async def wrapper(request, *args, **kwargs):
+        try:
+            return await view(request, *args, **kwargs)
+        except DatabaseError:
+            return event_stream_response(sse.DATABASE_UNAVAILABLE)
+
+    return wrapper
+
+
+def event_stream_response(content) -> HttpResponse:
+    response_class = HttpResponse if isinstance(content, str) else StreamingHttpResponse
+    response = response_class(content, content_type="text/event-stream")
     for header, value in EVENT_STREAM_HEADERS.items():
         response[header] = value
     return response
 
 
-@never_cache
-@require_safe
-@log_reader_required(endpoint=True)
+@retry_on_database_error
+@reader_view(endpoint=True)
+async def task_log_events(request, task_id: str):
+    """SSE: an async stream under ASGI; under WSGI one pass per request (see docs/web.md).
+
+    Under ASGI every database access (the access check above, this lookup, each poll) runs on
+    the shared pool and hands its connection back at once: a viewer holds neither.
+    """
+    try:
+        after = seq_param(request.headers, "Last-Event-ID")
+        if after is None:
+            after = seq_param(request.GET, "after", default=0)
+    except BadParameter as error:
+        return bad_request(error)
+    await database_work(request, task_or_404)(task_id)
+    if isinstance(request, ASGIRequest):
+        return event_stream_response(sse.follow_task(task_id, after))
+    return event_stream_response(await sse.one_pass(task_id, after))
+
+
+@reader_view(endpoint=True)
 def task_log_lines(request, task_id: str):
-    """JSON: lines after ``after`` (paging forwards) or, given ``before``, the page before it."""
-    log, result = task_or_404(task_id)
+    """JSON: lines after ``after`` (paging forwards) or, given ``before``, the page before it.
+
+    ``task.complete`` says whether the log is complete: no more lines will come.
+    """
     try:
         after = seq_param(request.GET, "after", default=0)
         before = seq_param(request.GET, "before")
         limit = limit_param(request.GET)
     except BadParameter as error:
-        return JsonResponse({"error": str(error)}, status=400)
+        return bad_request(error)
+    log, result = task_or_404(task_id)
     lines = TaskLogLine.objects.for_task(task_id).after(after)
     page = lines.head(limit) if before is None else lines.before(before).tail(limit)
     return JsonResponse(
@@ -181,41 +251,32 @@ def task_log_lines(request, task_id: str):
     )
 
 
-def text_page(task_id: str, after: int) -> tuple[str, int | None]:
-    """The text of the lines after ``after`` (one page) and the last seq in it."""
-    lines = TaskLogLine.objects.for_task(task_id).after(after).head(DOWNLOAD_PAGE_SIZE)
-    return "".join(text_line(line) for line in lines), lines[-1].seq if lines else None
-
-
-def text_line(line) -> str:
-    """``<timestamp> <stream>[:<level>] <message>``, one line of the download."""
-    label = f"{line.stream}:{line.level_name}" if line.level is not None else line.stream
-    return f"{line.timestamp.isoformat()} {label} {line.message}\n"
-
-
 def text_pages(task_id: str):
-    after = 0
-    while after is not None:
-        text, after = text_page(task_id, after)
-        yield text
+    """The download's text, one page of lines at a time."""
+    for page in TaskLogLine.objects.for_task(task_id).pages(page_size=DOWNLOAD_PAGE_SIZE):
+        yield "".join(line_as_text(line) for line in page)
 
 
 async def text_pages_async(task_id: str):
-    after = 0
-    while after is not None:
-        text, after = await sync_to_async(text_page)(task_id, after)
+    """``text_pages`` for ASGI: each page read on the shared pool, connection handed back."""
+    pages = text_pages(task_id)
+    next_page = in_pool(functools.partial(next, pages, None))
+    while (text := await next_page()) is not None:
         yield text
 
 
-@never_cache
-@require_safe
-@log_reader_required(endpoint=True)
+def download_filename(task_id: str) -> str:
+    """``tasklog-<id>.txt`` with every character outside ``[A-Za-z0-9_.@+=-]`` as ``_``."""
+    return "tasklog-" + re.sub(r"[^A-Za-z0-9_.@+=\-]", "_", task_id) + ".txt"
+
+
+@reader_view(endpoint=True)
 def task_log_download(request, task_id: str):
     """The whole log as plain text, streamed a page at a time (never built in memory)."""
     task_or_404(task_id)
     pages = text_pages_async if isinstance(request, ASGIRequest) else text_pages
     response = StreamingHttpResponse(pages(task_id), content_type="text/plain; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="tasklog-{task_id}.txt"'
+    response["Content-Disposition"] = f'attachment; filename="{download_filename(task_id)}"'
     return response
 
 

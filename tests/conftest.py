@@ -63,3 +63,12 @@ def worker_factory(transactional_db, celery_app, tmp_path):
     for worker in workers:
         worker.stop()
         print(f"--- output of worker {worker.nodename} ---\n{worker.output()}")
+
+
+@pytest.fixture
+def reader(client):
+    """The test client logged in as a staff user allowed to read logs."""
+    from tests.logs import make_user
+
+    client.force_login(make_user("reader"))
+    return client

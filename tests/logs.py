@@ -41,6 +41,11 @@ def add_lines(task_id: str, messages, *, first_seq: int | None = None, stream=St
     TaskLog.objects.filter(task_id=task_id).update(lines=first_seq + len(messages) - 1)
 
 
+def close_log(task_id: str = TASK_ID) -> None:
+    """End the run as the worker does after the task's last lines."""
+    TaskLog.objects.filter(task_id=task_id).update(finished=timezone.now())
+
+
 def make_result(task_id: str = TASK_ID, status: str = "SUCCESS", result=None) -> TaskResult:
     return TaskResult.objects.create(
         task_id=task_id,

@@ -169,3 +169,11 @@ def print_from_greenlets(self, library: str, label: str, greenlets: int, count: 
     for greenlet in spawned:
         greenlet.get() if library == "gevent" else greenlet.wait()
     return greenlets * count
+
+
+@shared_task(bind=True)
+def plain_burst(self, count: int):
+    """A task without the tasklog base class whose lines all come in its last moment."""
+    for number in range(1, count + 1):
+        print(f"burst {number}")
+    return count

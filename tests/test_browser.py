@@ -233,3 +233,17 @@ def test_markup_printed_by_a_real_task_stays_text(worker_factory, live_server_ur
     assert page.locator(".tasklog-stream-stderr .tasklog-message").inner_text() == f"{XSS} 3 err"
     assert page.locator(".tasklog-lines script").count() == 0
     assert page.dialogs == []
+
+
+def test_the_page_shows_its_lines_when_its_script_does_not_load(live_server_url, browser_page):
+    """As under uvicorn without a static files server: tasklog.js answers 404."""
+    page = browser_page
+    outside_the_browser_loop(make_log, messages=["first", XSS, "\x1b[1;31mbold red\x1b[0m"])
+    page.route("**/tasklog.js", lambda route: route.fulfill(status=404, body="Not Found"))
+    log_in(page, live_server_url, reverse("tasklog:task_log", args=[TASK_ID]))
+    messages = page.locator(".tasklog-line .tasklog-message")
+    expect(messages).to_have_text(["first", XSS, "bold red"])
+    expect(page.locator(".tasklog-empty")).to_be_hidden()
+    assert page.locator(".tasklog-lines script").count() == 0
+    assert page.dialogs == []
+    screenshot(page, "tasklog-without-script.png")

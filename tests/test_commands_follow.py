@@ -1,7 +1,9 @@
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from tasklog.follow import LogFollower
@@ -58,7 +60,7 @@ def test_an_interrupted_run_exits_1():
 
 
 def test_a_running_task_times_out_with_2():
-    make_log("t1", rows=LINES, finished=None)
+    make_log("t1", rows=LINES, finished=None, last_seen=timezone.now())
     TaskResult.objects.create(task_id="t1", status="STARTED")
     error, out, _err = follow_error("t1", "--timeout", "0.01", "--interval", "0.01")
     assert (error.returncode, str(error)) == (2, "Timed out after 0.01 s; task t1 is STARTED.")
@@ -122,7 +124,7 @@ def read_all(follower: LogFollower, timeout=None) -> list[str]:
 
 def test_follower_waits_for_the_start_reads_new_lines_and_stops_at_the_end():
     def start():
-        make_log("t1", rows=["a"], finished=None)
+        make_log("t1", rows=["a"], finished=None, last_seen=timezone.now())
 
     def write_more():
         add_lines("t1", [(Stream.STDOUT, "b"), (Stream.STDOUT, "c")], first_seq=2)
@@ -138,13 +140,30 @@ def test_follower_waits_for_the_start_reads_new_lines_and_stops_at_the_end():
     assert (follower.state, clock.sleeps) == ("SUCCESS", 4)
 
 
-def test_follower_gives_a_closing_log_a_grace_period():
-    make_log("t1", rows=["a"], finished=None)
+def test_follower_waits_after_a_final_state_until_the_log_closes():
+    """With CELERY_TASKLOG_ALL_TASKS Celery stores the final state before the last lines."""
+    make_log("t1", rows=["a"], finished=None, last_seen=timezone.now())
     TaskResult.objects.create(task_id="t1", status="SUCCESS")
-    clock = Clock(lambda: add_lines("t1", [(Stream.STDOUT, "late")], first_seq=2))
-    follower = LogFollower("t1", poll_interval=0.5, grace=2.0, sleep=clock.sleep, clock=clock)
+    clock = Clock(
+        lambda: add_lines("t1", [(Stream.STDOUT, "late")], first_seq=2),
+        lambda: TaskLog.objects.filter(task_id="t1").update(finished=timezone.now()),
+    )
+    follower = LogFollower("t1", poll_interval=0.5, sleep=clock.sleep, clock=clock)
     assert read_all(follower) == ["a", "late"]
-    assert (follower.state, clock.now) == ("SUCCESS", 2.0)
+    assert (follower.state, clock.sleeps) == ("SUCCESS", 2)
+
+
+def test_a_run_silent_for_stale_after_ends_as_interrupted_before_any_sweep(settings):
+    settings.CELERY_TASKLOG_STALE_AFTER = 60
+    make_log("t1", rows=LINES, finished=None, last_seen=timezone.now() - timedelta(seconds=61))
+    TaskResult.objects.create(task_id="t1", status="STARTED")
+    error, out, _err = follow_error("t1", "--timeout", "5")
+    assert (error.returncode, str(error), out) == (
+        1,
+        "Task t1 ended: INTERRUPTED.",
+        "one\ntwo\nthree\n",
+    )
+    assert TaskLog.objects.get(task_id="t1").interrupted is False  # told, not swept
 
 
 def test_follower_reads_a_long_log_a_page_at_a_time():

@@ -4,6 +4,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.test.utils import override_settings
+from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from tasklog.models import Stream, TaskLogLine
@@ -166,7 +167,7 @@ def test_bad_arguments_are_errors(args, message):
 def test_without_a_task_id_lists_recent_tasks_with_their_state():
     make_log("t1", rows=LINES)
     make_log("t2", rows=LINES[:1], started=STARTED.replace(hour=13), task_name="app.report")
-    make_log("t3", started=STARTED.replace(hour=14), finished=None)
+    make_log("t3", started=STARTED.replace(hour=14), finished=None, last_seen=timezone.now())
     TaskResult.objects.create(task_id="t2", status="SUCCESS")
     assert show() == (
         "task id    task                        state     started                  "

@@ -126,12 +126,13 @@ def test_middleware_is_async_when_the_handler_is(rf, alice):
 
 
 def async_request(rf, path, user):
+    """A request as AuthenticationMiddleware leaves it: ``user`` and ``auser``."""
     request = rf.get(path)
 
     async def auser():
         return user
 
-    request.auser = auser
+    request.user, request.auser = user, auser
     return request
 
 

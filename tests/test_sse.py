@@ -8,10 +8,11 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.test import AsyncClient
 from django.urls import reverse
+from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from tasklog import sse
-from tests.logs import TASK_ID, add_lines, make_log, make_result, make_user
+from tests.logs import TASK_ID, add_lines, close_log, make_log, make_result, make_user
 
 EVENTS_URL = reverse("tasklog:task_log_events", args=[TASK_ID])
 
@@ -56,7 +57,7 @@ class TestOnePassUnderWSGI:
 
     def test_sends_lines_with_ids_then_end(self, reader_client):
         make_result(status="SUCCESS", result=3)
-        make_log(messages=["one", "<b>two</b>", "three"])
+        make_log(messages=["one", "<b>two</b>", "three"], finished=timezone.now())
         response = reader_client.get(EVENTS_URL)
         assert response["Content-Type"] == "text/event-stream"
         assert response["Cache-Control"].startswith("no-cache")
@@ -71,7 +72,7 @@ class TestOnePassUnderWSGI:
 
     def test_resumes_after_last_event_id(self, reader_client):
         make_result(status="SUCCESS")
-        make_log(messages=[f"line {n}" for n in range(1, 6)])
+        make_log(messages=[f"line {n}" for n in range(1, 6)], finished=timezone.now())
         events = parse_events(
             reader_client.get(EVENTS_URL, headers={"last-event-id": "3"}).content.decode()
         )
@@ -79,13 +80,13 @@ class TestOnePassUnderWSGI:
 
     def test_last_event_id_wins_over_after(self, reader_client):
         make_result(status="SUCCESS")
-        make_log(messages=[f"line {n}" for n in range(1, 6)])
+        make_log(messages=[f"line {n}" for n in range(1, 6)], finished=timezone.now())
         response = reader_client.get(EVENTS_URL, {"after": "1"}, headers={"last-event-id": "4"})
         assert seqs(parse_events(response.content.decode())) == [5]
 
     def test_resumes_after_query_parameter(self, reader_client):
         make_result(status="SUCCESS")
-        make_log(messages=[f"line {n}" for n in range(1, 6)])
+        make_log(messages=[f"line {n}" for n in range(1, 6)], finished=timezone.now())
         response = reader_client.get(EVENTS_URL, {"after": "2"})
         assert seqs(parse_events(response.content.decode())) == [3, 4, 5]
 
@@ -100,7 +101,7 @@ class TestOnePassUnderWSGI:
     def test_a_full_batch_waits_for_the_next_pass_before_state(self, reader_client, monkeypatch):
         monkeypatch.setattr(sse, "BATCH_SIZE", 2)
         make_result(status="SUCCESS")
-        make_log(messages=["one", "two", "three"])
+        make_log(messages=["one", "two", "three"], finished=timezone.now())
         first = parse_events(reader_client.get(EVENTS_URL).content.decode())
         assert kinds(first) == ["retry", "line", "line"]
         rest = reader_client.get(EVENTS_URL, headers={"last-event-id": "2"})
@@ -133,7 +134,7 @@ class TestFollowUnderASGI:
 
     def test_streams_lines_then_end_and_closes(self):
         make_result(status="FAILURE")
-        make_log(messages=["one", "Traceback (most recent call last):"])
+        make_log(messages=["one", "Traceback (most recent call last):"], finished=timezone.now())
         response, text = self.get()
         assert response.streaming
         assert response["X-Accel-Buffering"] == "no"
@@ -143,7 +144,7 @@ class TestFollowUnderASGI:
 
     def test_resumes_after_last_event_id(self):
         make_result(status="SUCCESS")
-        make_log(messages=[f"line {n}" for n in range(1, 8)])
+        make_log(messages=[f"line {n}" for n in range(1, 8)], finished=timezone.now())
         _response, text = self.get(last_event_id="5")
         assert seqs(parse_events(text)) == [6, 7]
 
@@ -189,7 +190,7 @@ class TestFollowTask:
         script = [
             lambda: None,
             lambda: (add_lines(TASK_ID, ["two", "three"]), report_progress(3, 4)),
-            lambda: report_progress(4, 4, status="SUCCESS"),
+            lambda: (report_progress(4, 4, status="SUCCESS"), close_log()),
             lambda: None,
         ]
 
@@ -205,7 +206,7 @@ class TestFollowTask:
 
     def test_resumes_after_the_given_seq(self):
         make_result(status="SUCCESS")
-        make_log(messages=["one", "two", "three"])
+        make_log(messages=["one", "two", "three"], finished=timezone.now())
         assert seqs(follow(after=2, steps=lambda chunk: None)) == [3]
 
     def test_lifetime_over_closes_without_end(self):
@@ -222,6 +223,7 @@ class TestFollowTask:
                 heartbeats.append(chunk)
                 if len(heartbeats) == 2:
                     make_result(status="SUCCESS")
+                    close_log()
 
         events = follow(steps=steps, heartbeat_interval=0)
         assert kinds(events) == ["retry", "state", "comment", "comment", "end"]

@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.test import AsyncClient
 from django.urls import reverse
+from django.utils import timezone
 
 from tasklog import views
 from tests.logs import TASK_ID, add_lines, make_log, make_result, make_user
@@ -21,15 +22,9 @@ XSS = "<script>alert(1)</script>"
 
 
 @pytest.fixture
-def reader(client):
-    client.force_login(make_user("reader"))
-    return client
-
-
-@pytest.fixture
 def finished_log():
     make_result(status="SUCCESS", result=8)
-    return make_log(messages=["first", XSS, "\x1b[31mred\x1b[0m"])
+    return make_log(messages=["first", XSS, "\x1b[31mred\x1b[0m"], finished=timezone.now())
 
 
 def url(name: str, task_id: str = TASK_ID) -> str:

@@ -1,6 +1,6 @@
 /* celery-tasklog: the live task log page.
  *
- * Renders the lines the page ships as JSON, loads earlier pages on demand, appends new lines
+ * Renders the lines the page ships as JSON (replacing the plain copy the server rendered), loads earlier pages on demand, appends new lines
  * from Server-Sent Events and keeps the header (state, progress, duration) current.
  * Log text only ever reaches the DOM through textContent: ANSI colour codes become classes on
  * spans built here, never markup parsed from the log.
@@ -8,7 +8,6 @@
 (function () {
   "use strict";
 
-  const FINAL_STATES = ["SUCCESS", "FAILURE", "REVOKED", "INTERRUPTED", "FINISHED"];
   const MAX_DOM_LINES = 5000;
   const BOTTOM_SLACK = 8;
   // CSI sequences (colours, cursor moves, erase), OSC sequences (titles, links), lone ESCs.
@@ -158,6 +157,9 @@
   }
 
   TaskLogPage.prototype.start = function () {
+    // The server rendered the last lines as plain text (for a page without its script):
+    // replace them with the same lines, coloured.
+    for (const row of this.box.querySelectorAll(".tasklog-line")) row.remove();
     this.append(this.data.lines);
     this.scrollToBottom();
     this.showEarlierButton();
@@ -165,7 +167,7 @@
     this.earlier.addEventListener("click", () => this.loadEarlier());
     this.jump.addEventListener("click", () => this.scrollToBottom());
     this.updateTask(this.data.task);
-    if (!FINAL_STATES.includes(this.data.task.state)) this.listen();
+    if (!this.data.task.complete) this.listen();
   };
 
   TaskLogPage.prototype.atBottom = function () {
@@ -263,8 +265,7 @@
     if (task.duration !== null) this.field("duration").textContent = task.duration.toFixed(1) + " s";
     this.field("attempts").textContent = task.attempts;
     this.field("worker").textContent = task.worker || "—";
-    const finished = FINAL_STATES.includes(task.state);
-    this.field("finished").hidden = !finished;
+    this.field("finished").hidden = !task.complete;
     this.field("final-state").textContent = task.state;
     this.root.dataset.state = task.state;
   };
