@@ -97,8 +97,14 @@ def test_task_ids_with_days_are_only_those_old_enough():
         (["--days", "-1"], "argument --days: must be at least 0, got '-1'"),
         (["--batch-size", "0"], "argument --batch-size: must be at least 1, got '0'"),
         (["--days", "soon"], "argument --days: must be a number, got 'soon'"),
+        (["--days", "9999999999"], "argument --days: must be at most 36500, got '9999999999'"),
+        (["--days", "nan"], "argument --days: must be a number, got 'nan'"),
+        (["--days", "inf"], "argument --days: must be at most 36500, got 'inf'"),
+        (["--days", "1" * 5000], r"must be at most 36500, got '111.*\(5002 chars\)"),
+        (["--batch-size", "1e30"], "argument --batch-size: must be at most 2147483647"),
     ],
 )
+@pytest.mark.abuse
 def test_bad_arguments_are_errors(args, message):
     with pytest.raises(CommandError, match=message):
         prune(*args)

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand
 from django.template.defaultfilters import pluralize
 
 from tasklog.conf import settings
-from tasklog.management.arguments import add_database_argument, batch_size, count
+from tasklog.management.arguments import add_database_argument, batch_size, days
 from tasklog.models import TaskLog
 
 
@@ -17,7 +17,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--days", type=count, help="Age in days; 0 deletes nothing by age.")
+        parser.add_argument("--days", type=days, help="Age in days; 0 deletes nothing by age.")
         parser.add_argument("--task-id", action="append", default=[], dest="task_ids")
         parser.add_argument("--dry-run", action="store_true", help="Count, delete nothing.")
         parser.add_argument("--batch-size", type=batch_size, default=10_000)
