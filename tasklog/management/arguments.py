@@ -33,3 +33,11 @@ def add_database_argument(parser: argparse.ArgumentParser) -> None:
         default=settings.DATABASE,
         help="Database alias of the log tables (default: CELERY_TASKLOG_DATABASE, %(default)s).",
     )
+
+
+def add_raw_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="Write log text as the task wrote it, escape sequences included (for pipes).",
+    )
