@@ -16,7 +16,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-insecure-celery-tasklog-example")
-DEBUG = os.environ.get("DJANGO_DEBUG", "true").lower() in {"1", "true", "yes"}
+# Off unless asked for (scripts/demo.sh, behind `make demo`, asks): Django's debug page shows
+# settings, SQL and source to whoever triggers an error.
+DEBUG = os.environ.get("DJANGO_DEBUG", "false").strip().lower() in {"1", "true", "yes", "on"}
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
 
 INSTALLED_APPS = [

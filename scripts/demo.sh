@@ -3,7 +3,8 @@
 #
 # start: migrates, makes the demo superuser, (re)starts a Celery worker and uvicorn with pid files
 # and logs under var/, launches timed_print_task and follows its log until the task ends.
-# Needs no server: SQLite and kombu's filesystem broker (see example/settings.py).
+# Needs no server: SQLite and kombu's filesystem broker (see example/settings.py). DEBUG is on for
+# the demo (DJANGO_DEBUG=true unless set), off by default everywhere else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,6 +64,8 @@ wait_for_web() {  # wait_for_web PORT: until uvicorn answers, or fail with its l
 }
 
 start() {
+    # Django's debug page for the demo only: example/settings.py keeps DEBUG off by default.
+    export DJANGO_DEBUG=${DJANGO_DEBUG:-true}
     mkdir -p "$VAR"
     stop_pidfile web
     stop_pidfile worker

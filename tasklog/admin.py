@@ -4,7 +4,10 @@ Both lists avoid a full ``COUNT(*)`` per page (``EstimatedCountPaginator``,
 ``show_full_result_count = False``) and run a fixed number of queries whatever the page size.
 The task state is read from django-celery-results' ``TaskResult`` after pagination, in one
 query for the page, so the log tables may live in another database. Message text is searched
-within one task or a recent time window unless the reader widens it.
+within one task or a recent time window unless the reader widens it, and is shown only to users
+who may read log lines (``tasklog.view_tasklogline``, as on the live page). URL lookups are
+limited to the declared filters: ``?message__regex=`` would let any staff user make the database
+run an arbitrary regular expression over every line.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from django.utils.translation import ngettext
 from .models import TaskLog, TaskLogLine
 from .paginators import EstimatedCountPaginator
 from .results import INTERRUPTED, effective_state, results_by_task_id
+from .views import PERMISSION as READ_LINES_PERMISSION
 
 
 def live_view_url(task_id: str) -> str:
@@ -65,6 +69,12 @@ class ReadOnlyLogAdmin(admin.ModelAdmin):
     show_full_result_count = False
     if hasattr(admin, "ShowFacets"):  # Django 5.0+: facet counts would scan the whole table.
         show_facets = admin.ShowFacets.NEVER
+    allowed_lookups: frozenset[str] = frozenset()
+    """The URL lookups the list takes: its filters' parameters and ``task_id``."""
+
+    def lookup_allowed(self, lookup, value, request=None) -> bool:
+        """Only ``allowed_lookups``; Django's default admits any lookup on a local field."""
+        return lookup in self.allowed_lookups
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -114,6 +124,10 @@ class TaskLogChangeList(ChangeList):
         attach_task_results(self.result_list)
 
 
+LINE_FIELDS = {"last_lines", "search_lines"}
+"""The fields of the TaskLog page that show log text, or lead to it."""
+
+
 @admin.register(TaskLog)
 class TaskLogAdmin(ReadOnlyLogAdmin):
     list_display = (
@@ -131,6 +145,20 @@ class TaskLogAdmin(ReadOnlyLogAdmin):
     list_display_links = ("task_name",)
     list_filter = (StateFilter, "task_name", "truncated")
     date_hierarchy = "started"
+    allowed_lookups = frozenset(
+        {
+            "task_id",
+            "task_id__exact",
+            StateFilter.parameter_name,
+            "task_name",
+            "task_name__isnull",
+            "truncated__exact",
+            "truncated__isnull",
+            "started__year",
+            "started__month",
+            "started__day",
+        }
+    )
     search_fields = ("=task_id", "task_name")
     search_help_text = _("Task id (exact) or part of the task name.")
     actions = ["delete_logs", "open_live_view"]
@@ -149,6 +177,16 @@ class TaskLogAdmin(ReadOnlyLogAdmin):
 
     def get_changelist(self, request, **kwargs):
         return TaskLogChangeList
+
+    def get_fieldsets(self, request, obj=None):
+        """Without the permission to read log lines, the page shows no line and no link to them."""
+        if request.user.has_perm(READ_LINES_PERMISSION):
+            return self.fieldsets
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f not in LINE_FIELDS]})
+            for name, options in self.fieldsets
+            if set(options["fields"]) - LINE_FIELDS
+        ]
 
     def get_object(self, request, object_id, from_field=None):
         log = super().get_object(request, object_id, from_field)
@@ -283,6 +321,20 @@ class TaskLogLineAdmin(ReadOnlyLogAdmin):
     list_display = ("task_id_link", "seq", "timestamp", "stream", "level", "short_message")
     list_display_links = ("seq",)
     list_filter = ("stream", "level", "timestamp", MessageSearchWindowFilter)
+    allowed_lookups = frozenset(
+        {
+            "task_id",
+            "task_id__exact",
+            "stream__exact",
+            "stream__isnull",
+            "level__exact",
+            "level__isnull",
+            "timestamp__gte",
+            "timestamp__lt",
+            "timestamp__isnull",
+            MessageSearchWindowFilter.parameter_name,
+        }
+    )
     ordering = ("-timestamp",)
     search_fields = ("=task_id", "message")
     search_help_text = _(

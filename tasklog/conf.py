@@ -8,8 +8,8 @@ never raises inside a running task.
 
 from __future__ import annotations
 
+import math
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +20,6 @@ PREFIX = "CELERY_TASKLOG_"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-_CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z]+$")
 
 
 class SettingError(ValueError):
@@ -39,31 +38,73 @@ def parse_bool(value: Any) -> bool:
     raise SettingError(f"must be True or False, got {value!r}", "tasklog.E001")
 
 
-def _parse_number(value: Any, kind: type, minimum: float, *, above: bool = False):
+MAX_COUNT = 2**31 - 1
+"""The largest count any setting or option takes: it fits every database's integer column."""
+MAX_DAYS = 36_500
+"""A century of days: ``now - timedelta(days=...)`` overflows not far beyond."""
+MAX_SECONDS = 366 * 24 * 3600
+"""A year of seconds, the longest wait or age a setting or option takes."""
+MAX_FLUSH_INTERVAL = 3600
+"""An hour: a line waits no longer than that for its flush."""
+_SHOWN_LENGTH = 60
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, cut short so that a huge bad value still gives a readable error."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_LENGTH else f"{text[:_SHOWN_LENGTH]}... ({len(text)} chars)"
+
+
+def _parse_number(value: Any, kind: type, minimum: float, maximum: float, *, above: bool = False):
+    """``value`` as a ``kind`` within bounds; nan, inf and overlong digit strings are refused."""
+    not_a_number = SettingError(f"must be a number, got {shown(value)}", "tasklog.E002")
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise SettingError(f"must be a number, got {value!r}", "tasklog.E002")
+        raise not_a_number
+    text = value.strip() if isinstance(value, str) else value
     try:
-        number = kind(value.strip() if isinstance(value, str) else value)
-    except (TypeError, ValueError):
-        raise SettingError(f"must be a number, got {value!r}", "tasklog.E002") from None
-    if kind is int and isinstance(value, float) and not value.is_integer():
-        raise SettingError(f"must be a whole number, got {value!r}", "tasklog.E002")
+        number = float(text)
+    except OverflowError:  # an int too large for a float
+        number = math.inf
+    except ValueError:
+        raise not_a_number from None
+    if math.isnan(number):
+        raise not_a_number
     if number < minimum or (above and number == minimum):
         relation = "greater than" if above else "at least"
-        raise SettingError(f"must be {relation} {minimum}, got {value!r}", "tasklog.E003")
-    return number
+        raise SettingError(f"must be {relation} {minimum}, got {shown(value)}", "tasklog.E003")
+    if number > maximum:
+        raise SettingError(f"must be at most {maximum}, got {shown(value)}", "tasklog.E003")
+    if kind is float:
+        return number
+    if not number.is_integer():
+        raise SettingError(f"must be a whole number, got {shown(value)}", "tasklog.E002")
+    return int(number)  # exact: every bound is far below 2**53
 
 
-def non_negative_int(value: Any) -> int:
-    return _parse_number(value, int, 0)
+def non_negative_int(value: Any, maximum: int = MAX_COUNT) -> int:
+    return _parse_number(value, int, 0, maximum)
 
 
-def positive_int(value: Any) -> int:
-    return _parse_number(value, int, 1)
+def positive_int(value: Any, maximum: int = MAX_COUNT) -> int:
+    return _parse_number(value, int, 1, maximum)
 
 
-def positive_float(value: Any) -> float:
-    return _parse_number(value, float, 0, above=True)
+def positive_float(value: Any, maximum: float = MAX_SECONDS) -> float:
+    return _parse_number(value, float, 0, maximum, above=True)
+
+
+def days(value: Any) -> int:
+    """A number of days, 0 included."""
+    return non_negative_int(value, MAX_DAYS)
+
+
+def whole_seconds(value: Any) -> int:
+    """A whole number of seconds, at least one."""
+    return positive_int(value, MAX_SECONDS)
+
+
+def flush_interval(value: Any) -> float:
+    return positive_float(value, MAX_FLUSH_INTERVAL)
 
 
 def database_alias(value: Any) -> str:
@@ -76,15 +117,23 @@ def database_alias(value: Any) -> str:
 
 
 def crontab_or_off(value: Any) -> str | None:
-    """A five-field crontab ("30 3 * * *"); None or "" switches the scheduled prune off."""
+    """A five-field crontab ("30 3 * * *"); None or "" switches the scheduled prune off.
+
+    Checked by django-celery-beat's own validator, so that beat accepts every value this does.
+    """
+    from django.core.exceptions import ValidationError
+    from django_celery_beat.validators import crontab_validator
+
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     fields = value.split() if isinstance(value, str) else []
-    if len(fields) != 5 or not all(_CRON_FIELD.match(field) for field in fields):
-        raise SettingError(
-            f"must be a crontab of five fields such as '30 3 * * *', or None, got {value!r}",
-            "tasklog.E005",
-        )
+    error = f"must be a crontab of five fields such as '30 3 * * *', or None, got {shown(value)}"
+    if len(fields) != 5:
+        raise SettingError(error, "tasklog.E005")
+    try:
+        crontab_validator(" ".join(fields))
+    except ValidationError as invalid:
+        raise SettingError(f"{error}: {invalid.messages[0]}", "tasklog.E005") from None
     return " ".join(fields)
 
 
@@ -101,13 +150,13 @@ OPTIONS: dict[str, Option] = {
     "CAPTURE_LOGGING": Option(True, parse_bool, "Store logging records of a task as stream 'log'."),
     "CAPTURE_FD": Option(False, parse_bool, "Capture file descriptors 1 and 2 (prefork/solo)."),
     "BATCH_SIZE": Option(1000, positive_int, "Lines buffered before a flush."),
-    "FLUSH_INTERVAL": Option(0.2, positive_float, "Seconds the oldest buffered line may wait."),
+    "FLUSH_INTERVAL": Option(0.2, flush_interval, "Seconds the oldest buffered line may wait."),
     "BUFFER_LINES": Option(10_000, positive_int, "Lines kept per task while the database lags."),
     "MAX_LINES": Option(1000, non_negative_int, "Lines stored per task (head and tail); 0: all."),
     "MAX_LINE_LENGTH": Option(10_000, positive_int, "Characters stored per line."),
-    "RETENTION_DAYS": Option(30, non_negative_int, "Days logs are kept; 0 keeps them forever."),
+    "RETENTION_DAYS": Option(30, days, "Days logs are kept; 0 keeps them forever."),
     "PRUNE_SCHEDULE": Option("30 3 * * *", crontab_or_off, "Crontab of the periodic prune."),
-    "STALE_AFTER": Option(600, positive_int, "Seconds of silence before a run is interrupted."),
+    "STALE_AFTER": Option(600, whole_seconds, "Seconds of silence before a run is interrupted."),
     "DATABASE": Option("default", database_alias, "Database alias holding the log tables."),
 }
 

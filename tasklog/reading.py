@@ -19,11 +19,13 @@ from tabulate import MIN_PADDING, tabulate
 from .models import Stream
 from .results import effective_state
 from .serializers import line_as_dict, task_as_dict
+from .terminal import safe
 
 PAGE_SIZE = 1000
 LINE_HEADERS = ("seq", "time", "stream", "message")
 STREAM_WIDTH = len("log CRITICAL")
 TIME_WIDTH = len("00:00:00.000")
+COLUMN_GAP = " " * MIN_PADDING
 
 _AGE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -115,26 +117,41 @@ def line_style(line, style) -> Callable[[str], str]:
     return style.NOTICE if line.stream == Stream.MARKER else str
 
 
-def table_page(page: list, *, seq_width: int, with_headers: bool) -> str:
-    """One page of lines as table rows whose columns line up with every other page's."""
-    headers = (  # padded so that every page's columns are as wide as the widest value
-        "seq".rjust(seq_width - MIN_PADDING),
-        "time".ljust(TIME_WIDTH - MIN_PADDING),
-        "stream".ljust(STREAM_WIDTH - MIN_PADDING),
-        "message",
-    )
+def table_page(
+    page: list, *, seq_width: int, with_headers: bool, clean: Callable[[str], str] = str
+) -> str:
+    """One page of lines as table rows whose columns line up with every other page's.
+
+    Laid out by hand rather than by tabulate, which strips the cells: a message keeps its
+    leading whitespace (a traceback's indentation and its ``^^^^`` markers). ``clean`` makes
+    each cell fit for the terminal (``tasklog.terminal``).
+    """
+    seq_width = max(seq_width, len("seq") + MIN_PADDING)
+    widths = (seq_width, TIME_WIDTH, STREAM_WIDTH)
     rows = [
-        (line.seq, clock_time(line.timestamp), stream_label(line), line.message) for line in page
+        (
+            str(line.seq).rjust(seq_width),
+            clock_time(line.timestamp),
+            clean(stream_label(line)).ljust(STREAM_WIDTH),
+            clean(line.message),
+        )
+        for line in page
     ]
-    text = tabulate(rows, headers=headers, disable_numparse=True, colalign=("right",))
-    return text if with_headers else text.split("\n", 2)[2]
+    if with_headers:
+        headers = ("seq".rjust(seq_width), "time".ljust(TIME_WIDTH), "stream".ljust(STREAM_WIDTH))
+        rules = tuple("-" * width for width in (*widths, len("message") + MIN_PADDING))
+        rows[:0] = [(*headers, "message"), rules]
+    return "\n".join(COLUMN_GAP.join(row) for row in rows)
 
 
 def task_header(log, result) -> str:
-    """The summary above a log: name, state, timings and how many lines were kept."""
+    """The summary above a log: name, state, timings and how many lines were kept.
+
+    A task name or id can hold anything: both are shown through ``tasklog.terminal.safe``.
+    """
     rows = [
-        ("Task", f"{log.task_name or '-'} [{log.task_id}]"),
-        ("State", effective_state(log, result)),
+        ("Task", safe(f"{log.task_name or '-'} [{log.task_id}]")),
+        ("State", safe(effective_state(log, result))),
         ("Started", local_time(log.started)),
         ("Duration", format_duration(log.duration)),
         ("Lines", f"{log.lines} ({log.dropped} dropped)"),
@@ -158,9 +175,9 @@ def tasks_table(logs: list, results: dict) -> str:
     """Recent tasks, one row each, with their state and line counts."""
     rows = [
         (
-            log.task_id,
-            log.task_name or "-",
-            effective_state(log, results.get(log.task_id)),
+            safe(log.task_id),
+            safe(log.task_name or "-"),
+            safe(effective_state(log, results.get(log.task_id))),
             local_time(log.started),
             format_duration(log.duration),
             log.lines,

@@ -43,16 +43,13 @@ def drop_dead_connections() -> None:
 def prune_task_logs(batch_size: int = 10_000) -> dict:
     """Close runs whose worker died, then delete logs older than CELERY_TASKLOG_RETENTION_DAYS.
 
-    Run daily by django-celery-beat (see ``tasklog.schedule``); ``tasklog_prune`` and the admin's
-    delete action delete through the same ``delete_with_lines``.
+    Run daily by django-celery-beat (see ``tasklog.schedule``); ``tasklog_prune`` does the same
+    through ``tasklog.pruning``.
     """
-    from .models import TaskLog
+    from .pruning import close_dead_runs, delete_expired
 
-    interrupted = TaskLog.objects.stale(settings.STALE_AFTER).mark_interrupted()
-    logs = lines = 0
-    if settings.RETENTION_DAYS:
-        expired = TaskLog.objects.expired(settings.RETENTION_DAYS)
-        logs, lines = expired.delete_with_lines(batch_size)
+    interrupted = close_dead_runs()
+    logs, lines = delete_expired(settings.RETENTION_DAYS, batch_size)
     return {"interrupted": interrupted, "logs": logs, "lines": lines}
 
 

@@ -37,6 +37,51 @@ def test_each_bad_value_is_reported(settings, name, value, check_id, message):
     assert error.msg.startswith(f"The setting CELERY_TASKLOG_{name} {message}")
 
 
+@pytest.mark.abuse
+@pytest.mark.parametrize(
+    ("name", "value", "check_id", "message"),
+    [
+        ("FLUSH_INTERVAL", "nan", "tasklog.E002", "must be a number, got 'nan'"),
+        ("FLUSH_INTERVAL", float("nan"), "tasklog.E002", "must be a number, got nan"),
+        ("FLUSH_INTERVAL", "inf", "tasklog.E003", "must be at most 3600, got 'inf'"),
+        ("FLUSH_INTERVAL", float("inf"), "tasklog.E003", "must be at most 3600, got inf"),
+        ("FLUSH_INTERVAL", "-inf", "tasklog.E003", "must be greater than 0, got '-inf'"),
+        ("BATCH_SIZE", "inf", "tasklog.E003", "must be at most 2147483647, got 'inf'"),
+        ("MAX_LINES", "NaN", "tasklog.E002", "must be a number, got 'NaN'"),
+        (
+            "STALE_AFTER",
+            "99999999999999999999",
+            "tasklog.E003",
+            "must be at most 31622400, got '99999999999999999999'",
+        ),
+        ("RETENTION_DAYS", 9999999999, "tasklog.E003", "must be at most 36500, got 9999999999"),
+        ("RETENTION_DAYS", 10**400, "tasklog.E003", "must be at most 36500, got 1000000000"),
+        ("MAX_LINE_LENGTH", "9" * 5000, "tasklog.E003", "must be at most 2147483647, got '999"),
+        ("BUFFER_LINES", "1e3x", "tasklog.E002", "must be a number, got '1e3x'"),
+        ("PRUNE_SCHEDULE", "99 99 * * *", "tasklog.E005", "must be a crontab of five fields"),
+        ("PRUNE_SCHEDULE", "a b c d e", "tasklog.E005", "must be a crontab of five fields"),
+        ("PRUNE_SCHEDULE", "30 3 * * * *", "tasklog.E005", "must be a crontab of five fields"),
+        ("PRUNE_SCHEDULE", "30 3 * 13 *", "tasklog.E005", "must be a crontab of five fields"),
+    ],
+)
+def test_nan_inf_huge_numbers_and_impossible_crontabs_are_reported(
+    settings, name, value, check_id, message
+):
+    setattr(settings, f"CELERY_TASKLOG_{name}", value)
+
+    [error] = check_settings()
+
+    assert error.id == check_id
+    assert error.msg.startswith(f"The setting CELERY_TASKLOG_{name} {message}")
+    assert len(error.msg) < 300  # a huge value is cut short in the message
+
+
+@pytest.mark.parametrize("schedule", ["30 3 * * *", "*/15 * * * 1-5", "0 0 1 jan *", "0 4 * * sun"])
+def test_valid_crontabs_pass(settings, schedule):
+    settings.CELERY_TASKLOG_PRUNE_SCHEDULE = schedule
+    assert check_settings() == []
+
+
 def test_a_bad_environment_variable_is_reported_as_such(monkeypatch):
     monkeypatch.setenv("CELERY_TASKLOG_MAX_LINES", "-5")
 

@@ -97,8 +97,14 @@ def test_task_ids_with_days_are_only_those_old_enough():
         (["--days", "-1"], "argument --days: must be at least 0, got '-1'"),
         (["--batch-size", "0"], "argument --batch-size: must be at least 1, got '0'"),
         (["--days", "soon"], "argument --days: must be a number, got 'soon'"),
+        (["--days", "9999999999"], "argument --days: must be at most 36500, got '9999999999'"),
+        (["--days", "nan"], "argument --days: must be a number, got 'nan'"),
+        (["--days", "inf"], "argument --days: must be at most 36500, got 'inf'"),
+        (["--days", "1" * 5000], r"must be at most 36500, got '111.*\(5002 chars\)"),
+        (["--batch-size", "1e30"], "argument --batch-size: must be at most 2147483647"),
     ],
 )
+@pytest.mark.abuse
 def test_bad_arguments_are_errors(args, message):
     with pytest.raises(CommandError, match=message):
         prune(*args)
@@ -119,3 +125,24 @@ def test_the_prune_task_deletes_expired_logs_and_closes_dead_runs():
     assert (dead.interrupted, dead.finished is not None) == (True, True)
     assert TaskLog.objects.running().get().task_id == "quiet"
     assert not TaskLog.objects.filter(task_id="expired").exists()
+
+
+@override_settings(CELERY_TASKLOG_RETENTION_DAYS=30, CELERY_TASKLOG_STALE_AFTER=600)
+def test_the_command_closes_dead_runs_too_and_says_so():
+    aged("dead", days=0.01, finished=None)  # silent for 864 s
+    aged("also-dead", days=0.02, finished=None)
+    aged("quiet", days=0.001, finished=None)  # silent for 86 s
+
+    assert prune("--dry-run") == (
+        "Would close 2 runs as interrupted (silent for more than 600 s: the worker died).\n"
+        "Would delete 0 task logs and 0 lines.\n"
+    )
+    assert TaskLog.objects.running().count() == 3
+
+    assert prune() == (
+        "Closed 2 runs as interrupted (silent for more than 600 s: the worker died).\n"
+        "Deleted 0 task logs and 0 lines.\n"
+    )
+    assert list(TaskLog.objects.running().values_list("task_id", flat=True)) == ["quiet"]
+    assert TaskLog.objects.filter(interrupted=True).count() == 2
+    assert prune() == "Deleted 0 task logs and 0 lines.\n"

@@ -1,8 +1,22 @@
 """Settings come from Django settings, else the environment, else the default."""
 
-import pytest
+import math
 
-from tasklog.conf import OPTIONS, settings
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tasklog import conf
+from tasklog.conf import OPTIONS, SettingError, settings
+
+NUMBER_PARSERS = [
+    conf.non_negative_int,
+    conf.positive_int,
+    conf.positive_float,
+    conf.days,
+    conf.whole_seconds,
+    conf.flush_interval,
+]
 
 
 def test_defaults(monkeypatch):
@@ -49,3 +63,39 @@ def test_unknown_attributes_are_errors():
 @pytest.fixture
 def django_settings(settings):
     return settings
+
+
+@pytest.mark.abuse
+@pytest.mark.parametrize("parse", NUMBER_PARSERS, ids=lambda parse: parse.__name__)
+@given(
+    value=st.one_of(
+        st.text(),
+        st.floats(),
+        st.integers(),
+        st.integers(min_value=-(10**500), max_value=10**500),
+        st.from_regex(r"\A\s*[-+]?(\d{1,30}|nan|inf|infinity)(\.\d*)?(e[-+]?\d{1,4})?\s*\Z"),
+    )
+)
+def test_a_number_setting_is_finite_and_bounded_or_refused_with_a_setting_error(parse, value):
+    try:
+        number = parse(value)
+    except SettingError as error:
+        assert error.check_id in {"tasklog.E002", "tasklog.E003"}
+        assert len(str(error)) < 200
+        return
+    assert math.isfinite(number)
+    assert 0 <= number <= conf.MAX_COUNT
+
+
+def test_a_number_setting_at_its_bound_is_accepted_and_one_above_is_refused(django_settings):
+    django_settings.CELERY_TASKLOG_RETENTION_DAYS = conf.MAX_DAYS
+    assert settings.RETENTION_DAYS == conf.MAX_DAYS
+    django_settings.CELERY_TASKLOG_RETENTION_DAYS = conf.MAX_DAYS + 1
+    with pytest.raises(SettingError, match="must be at most 36500"):
+        settings.parsed("RETENTION_DAYS")
+    assert settings.RETENTION_DAYS == 30  # the default, while the check reports the error
+
+
+def test_nan_flush_interval_falls_back_to_the_default_at_run_time(django_settings):
+    django_settings.CELERY_TASKLOG_FLUSH_INTERVAL = float("nan")
+    assert settings.FLUSH_INTERVAL == 0.2

@@ -86,3 +86,36 @@ def test_launch_page_refuses_a_bad_count(admin_client, sent):
     assert response.context["form"].errors == {
         "count": ["Ensure this value is greater than or equal to 1."]
     }
+
+
+DEBUG_PAGE_PROBE = """
+import django
+from django.test import Client
+
+django.setup()
+response = Client(HTTP_HOST="localhost").get("/no-such-page/")
+print(response.status_code, "Django tried these URL patterns" in response.content.decode())
+"""
+
+
+def example_project_answers(**environment) -> str:
+    """How the example project, started with ``environment``, answers an unknown URL."""
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
+    env |= {"DJANGO_SETTINGS_MODULE": "example.settings", **environment}
+    env.pop("DATABASE_URL", None)
+    probe = subprocess.run(
+        [sys.executable, "-c", DEBUG_PAGE_PROBE], env=env, capture_output=True, text=True
+    )
+    assert probe.returncode == 0, probe.stderr
+    return probe.stdout.strip()
+
+
+@pytest.mark.abuse
+def test_the_example_project_shows_no_debug_page_by_default():
+    assert example_project_answers() == "404 False"
+    assert example_project_answers(DJANGO_DEBUG="TRUE; rm -rf /") == "404 False"
+    assert example_project_answers(DJANGO_DEBUG="true") == "404 True"  # what make demo sets

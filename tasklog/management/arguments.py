@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from tasklog.conf import SettingError, non_negative_int, positive_float, positive_int, settings
+from tasklog import conf
+from tasklog.conf import SettingError, settings
 
 
 def _argument_type(parse: Callable, name: str) -> Callable[[str], object]:
@@ -19,9 +20,11 @@ def _argument_type(parse: Callable, name: str) -> Callable[[str], object]:
     return convert
 
 
-count = _argument_type(non_negative_int, "count")
-batch_size = _argument_type(positive_int, "batch_size")
-seconds = _argument_type(positive_float, "seconds")
+# The same parsers, and so the same bounds, as the settings: no nan, inf or overflowing value.
+count = _argument_type(conf.non_negative_int, "count")
+batch_size = _argument_type(conf.positive_int, "batch_size")
+seconds = _argument_type(conf.positive_float, "seconds")
+days = _argument_type(conf.days, "days")
 
 
 def add_database_argument(parser: argparse.ArgumentParser) -> None:
@@ -29,4 +32,12 @@ def add_database_argument(parser: argparse.ArgumentParser) -> None:
         "--database",
         default=settings.DATABASE,
         help="Database alias of the log tables (default: CELERY_TASKLOG_DATABASE, %(default)s).",
+    )
+
+
+def add_raw_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="Write log text as the task wrote it, escape sequences included (for pipes).",
     )

@@ -5,9 +5,14 @@ from __future__ import annotations
 from celery import states
 from django.core.management.base import BaseCommand, CommandError
 
-from tasklog import reading
+from tasklog import reading, terminal
 from tasklog.follow import SUCCESSFUL_STATES, FollowTimeout, LogFollower
-from tasklog.management.arguments import add_database_argument, count, seconds
+from tasklog.management.arguments import (
+    add_database_argument,
+    add_raw_argument,
+    count,
+    seconds,
+)
 from tasklog.models import TaskLogLine
 
 EXIT_FAILED = 1
@@ -26,9 +31,12 @@ class Command(BaseCommand):
         parser.add_argument("--tail", type=count, metavar="N", help="Start with the last N lines.")
         parser.add_argument("--timeout", type=seconds, help="Give up after this many seconds.")
         parser.add_argument("--interval", type=seconds, default=0.2, help="Poll interval (0.2).")
+        add_raw_argument(parser)
         add_database_argument(parser)
 
-    def handle(self, *args, task_id, tail, timeout, interval, database, **options):
+    def handle(self, *args, task_id, tail, timeout, interval, raw, database, **options):
+        clean = terminal.text_filter(raw=raw, style=self.style)
+        shown_id = terminal.safe(task_id)  # the id and the state can hold anything
         after = 0
         if tail is not None:
             lines = TaskLogLine.objects.using(database).for_task(task_id)
@@ -36,19 +44,22 @@ class Command(BaseCommand):
         follower = LogFollower(task_id, after=after, poll_interval=interval, using=database)
         try:
             if follower.current_state()[0] == states.PENDING:
-                self.stderr.write(f"Waiting for task {task_id} to start...")
+                self.stderr.write(f"Waiting for task {shown_id} to start...")
             for page in follower.pages(timeout):
                 for line in page:
                     self.stdout.write(
-                        reading.plain_line(line), reading.line_style(line, self.style)
+                        clean(reading.plain_line(line)), reading.line_style(line, self.style)
                     )
         except FollowTimeout as timed_out:
             raise CommandError(
-                f"Timed out after {timeout:g} s; task {task_id} is {timed_out.state}.",
+                f"Timed out after {timeout:g} s; "
+                f"task {shown_id} is {terminal.safe(timed_out.state)}.",
                 returncode=EXIT_TIMEOUT,
             ) from None
         except KeyboardInterrupt:
             raise CommandError("Interrupted.", returncode=EXIT_INTERRUPTED) from None
         if follower.state not in SUCCESSFUL_STATES:
-            raise CommandError(f"Task {task_id} ended: {follower.state}.", returncode=EXIT_FAILED)
-        self.stderr.write(f"Task {task_id} ended: {follower.state}.")
+            raise CommandError(
+                f"Task {shown_id} ended: {terminal.safe(follower.state)}.", returncode=EXIT_FAILED
+            )
+        self.stderr.write(f"Task {shown_id} ended: {terminal.safe(follower.state)}.")

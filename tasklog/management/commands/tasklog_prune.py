@@ -1,4 +1,4 @@
-"""``manage.py tasklog_prune``: delete old task logs, or the logs of given tasks, in batches."""
+"""``manage.py tasklog_prune``: close dead workers' runs; delete old logs, or given tasks' logs."""
 
 from __future__ import annotations
 
@@ -6,24 +6,27 @@ from django.core.management.base import BaseCommand
 from django.template.defaultfilters import pluralize
 
 from tasklog.conf import settings
-from tasklog.management.arguments import add_database_argument, batch_size, count
+from tasklog.management.arguments import add_database_argument, batch_size, days
 from tasklog.models import TaskLog
+from tasklog.pruning import close_dead_runs
 
 
 class Command(BaseCommand):
     help = (
-        "Delete task logs in which nothing was written for --days days "
+        "Close the runs of workers silent for CELERY_TASKLOG_STALE_AFTER seconds (they died), "
+        "then delete task logs in which nothing was written for --days days "
         "(default CELERY_TASKLOG_RETENTION_DAYS), or the logs of --task-id."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--days", type=count, help="Age in days; 0 deletes nothing by age.")
+        parser.add_argument("--days", type=days, help="Age in days; 0 deletes nothing by age.")
         parser.add_argument("--task-id", action="append", default=[], dest="task_ids")
         parser.add_argument("--dry-run", action="store_true", help="Count, delete nothing.")
         parser.add_argument("--batch-size", type=batch_size, default=10_000)
         add_database_argument(parser)
 
     def handle(self, *args, days, task_ids, dry_run, batch_size, database, **options):
+        self.close_dead_runs(database, dry_run)
         logs = TaskLog.objects.using(database)
         if days is None and not task_ids:
             days = settings.RETENTION_DAYS
@@ -39,6 +42,14 @@ class Command(BaseCommand):
             return
         deleted = self.counts(*logs.delete_with_lines(batch_size))
         self.stdout.write(self.style.SUCCESS(f"Deleted {deleted}."))
+
+    def close_dead_runs(self, database: str, dry_run: bool) -> None:
+        closed = close_dead_runs(database, dry_run=dry_run)
+        if closed:
+            runs = f"{closed} run{pluralize(closed)}"
+            silent = f"silent for more than {settings.STALE_AFTER} s: the worker died"
+            verb = "Would close" if dry_run else "Closed"
+            self.stdout.write(f"{verb} {runs} as interrupted ({silent}).")
 
     def counts(self, logs: int, lines: int) -> str:
         return f"{logs} task log{pluralize(logs)} and {lines} line{pluralize(lines)}"

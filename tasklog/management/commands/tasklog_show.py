@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tasklog import reading
-from tasklog.management.arguments import add_database_argument, count
+from tasklog import reading, terminal
+from tasklog.management.arguments import add_database_argument, add_raw_argument, count
 from tasklog.models import Stream, TaskLog, TaskLogLine
 from tasklog.results import effective_state, result_for, results_by_task_id
 
@@ -24,9 +24,11 @@ class Command(BaseCommand):
         ends.add_argument("--head", type=count, metavar="N", help="Only the first N lines.")
         parser.add_argument("--since", help="ISO 8601 time, or an age: 90s, 10m, 2h, 1d.")
         parser.add_argument("--grep", default="", help="Only lines containing this text.")
+        add_raw_argument(parser)
         add_database_argument(parser)
 
     def handle(self, *args, task_id, database, **options):
+        self.clean = terminal.text_filter(raw=options["raw"], style=self.style)
         if options["list"] or not task_id:
             logs = list(TaskLog.objects.using(database).order_by("-started")[: options["limit"]])
             results = results_by_task_id(log.task_id for log in logs)
@@ -36,12 +38,13 @@ class Command(BaseCommand):
         result = result_for(task_id)
         if log is None and result is not None:
             raise CommandError(
-                f"Task {task_id} is known to the result backend ({effective_state(None, result)}) "
+                f"Task {terminal.safe(task_id)} is known to the result backend "
+                f"({terminal.safe(effective_state(None, result))}) "
                 "but has no stored log: it does not use TerminalLoggingTask, capture was "
                 "disabled, or its log was pruned."
             )
         if log is None:
-            raise CommandError(f"No task log with id {task_id!r}.")
+            raise CommandError(f"No task log with id {terminal.safe(repr(task_id))}.")
         lines = self.chosen_lines(TaskLogLine.objects.using(database).for_task(task_id), options)
         pages = reading.chosen_pages(lines, head=options["head"], tail=options["tail"])
         getattr(self, f"write_{options['format']}")(log, result, pages)
@@ -60,7 +63,9 @@ class Command(BaseCommand):
         written = 0
         for page in pages:
             self.stdout.write(
-                reading.table_page(page, seq_width=seq_width, with_headers=not written)
+                reading.table_page(
+                    page, seq_width=seq_width, with_headers=not written, clean=self.clean
+                )
             )
             written += len(page)
         if not written:
@@ -69,7 +74,9 @@ class Command(BaseCommand):
     def write_plain(self, log, result, pages):
         for page in pages:
             for line in page:
-                self.stdout.write(reading.plain_line(line), reading.line_style(line, self.style))
+                self.stdout.write(
+                    self.clean(reading.plain_line(line)), reading.line_style(line, self.style)
+                )
 
     def write_json(self, log, result, pages):
         for chunk in reading.json_chunks(log, result, pages):
