@@ -1,4 +1,5 @@
-"""Settings of the test suite: SQLite by default, PostgreSQL and Redis when their URLs are set."""
+"""Settings of the test suite: SQLite by default; PostgreSQL or MySQL/MariaDB, and Redis, when
+their URLs are set."""
 
 import os
 from pathlib import Path
@@ -55,6 +56,10 @@ DATABASES = {
         os.environ.get("DATABASE_URL", "sqlite:///:memory:"), conn_max_age=0
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+    # MySQL's "utf8" is three bytes a character at most: emoji need utf8mb4 (docs/usage.md).
+    DATABASES["default"]["OPTIONS"] = {"charset": "utf8mb4"}
+    DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
 # A second database, for the tests of CELERY_TASKLOG_DATABASE (logs kept out of the main one).
 DATABASES["logs"] = {
     **DATABASES["default"],

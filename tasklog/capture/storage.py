@@ -16,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ..models import Stream, TaskLog, TaskLogLine
+from . import bulk
 
 LINE_COLUMNS = ("task_id", "seq", "timestamp", "stream", "level", "message")
 
@@ -216,10 +217,13 @@ def _lost_marker(task_id: str, seq: int, first: int, last: int) -> tuple:
 
 
 def insert_rows(rows: list, alias: str) -> None:
-    """COPY on PostgreSQL with psycopg 3 (the fastest ingest), ``bulk_create`` elsewhere."""
+    """COPY on PostgreSQL with psycopg 3 (the fastest ingest), the driver's ``executemany`` on
+    SQLite and MySQL (``bulk``), ``bulk_create`` elsewhere."""
     if not rows:
         return
     connection = connections[alias]
+    if connection.vendor in bulk.INSERTS:
+        return bulk.INSERTS[connection.vendor](connection, rows)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             raw = cursor.cursor
