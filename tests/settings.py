@@ -67,6 +67,13 @@ DATABASES["logs"] = {
     if DATABASES["default"]["NAME"] == ":memory:"
     else f"{DATABASES['default']['NAME']}_logs",
 }
+# SQLite beside the server, as the example project configures it: the embedded default's own
+# insert path (tasklog/capture/bulk.py) is tested on every run, whatever DATABASE_URL names.
+DATABASES["sqlite"] = {
+    "ENGINE": "django.db.backends.sqlite3",
+    "NAME": ":memory:",
+    "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+}
 if os.environ.get("TASKLOG_WORKER_DATABASE_NAME"):
     # A worker subprocess started by the tests uses pytest-django's test database.
     DATABASES["default"]["NAME"] = os.environ["TASKLOG_WORKER_DATABASE_NAME"]

@@ -25,12 +25,12 @@ _PLACEHOLDERS = "(%s, %s, %s, %s, %s, %s)"  # Django's style; its SQLite cursor 
 
 
 def insert_sqlite(connection, rows: Sequence[tuple]) -> None:
-    """``INSERT OR IGNORE`` through ``sqlite3``'s ``executemany``: one prepared statement.
-
-    ``OR IGNORE`` skips only rows breaking a uniqueness constraint here: the table has no
-    other constraint that could fail (NOT NULL columns are always given).
-    """
-    statement = f"INSERT OR IGNORE INTO {_table_and_columns(connection)} VALUES {_PLACEHOLDERS}"
+    """One prepared INSERT through ``sqlite3``'s ``executemany``. ``ON CONFLICT DO NOTHING``,
+    not ``INSERT OR IGNORE``, which would also skip a row breaking NOT NULL without a word."""
+    statement = (
+        f"INSERT INTO {_table_and_columns(connection)} VALUES {_PLACEHOLDERS}"
+        " ON CONFLICT DO NOTHING"
+    )
     _execute_many(connection, statement, rows)
 
 
