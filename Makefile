@@ -1,5 +1,7 @@
 # make demo: run the example project with a worker and watch a task's log.
 # make test: the whole test suite against throwaway PostgreSQL and Redis servers.
+# make test-matrix: the suite on the other Pythons, Djangos and MariaDB (noxfile.py); with
+# `make test`, the README's "Supported versions".
 # make bench: the benchmarks (docs/performance.md) against throwaway servers; QUICK=1 for a smoke
 # run, BENCH="throughput latency" for some of them.
 
@@ -7,7 +9,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo stop test lint bench
+.PHONY: demo stop test test-matrix lint bench
 
 $(INSTALLED): setup.cfg pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -22,6 +24,10 @@ stop:
 
 test: $(INSTALLED)
 	python3 scripts/with_services.py -- $(PYTHON) -m pytest $(PYTEST_ARGS)
+
+test-matrix: $(INSTALLED)
+	$(PYTHON) -m pip install --quiet 'nox>=2025.2'
+	$(VENV)/bin/nox $(NOX_ARGS)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

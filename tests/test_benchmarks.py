@@ -12,12 +12,18 @@ import sys
 
 import pytest
 
-from benchmarks.__main__ import BENCHMARKS
+from benchmarks.__main__ import BENCHMARKS, POSTGRESQL_ONLY
 from tests.harness import ROOT
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("name", BENCHMARKS)
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=[pytest.mark.postgresql] if name in POSTGRESQL_ONLY else [])
+        for name in BENCHMARKS
+    ],
+)
 def test_benchmark_runs_in_quick_mode_and_prints_its_figures(name):
     result = subprocess.run(
         [sys.executable, "-m", f"benchmarks.{name}", "--quick"],
