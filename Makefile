@@ -2,7 +2,8 @@
 # make test: the whole test suite against throwaway PostgreSQL and Redis servers.
 # make test-matrix: the suite on the other Pythons, Djangos and MariaDB (noxfile.py); with
 # `make test`, the README's "Supported versions".
-# make bench: the benchmarks (docs/performance.md) against throwaway servers; QUICK=1 for a smoke
+# make bench: the benchmarks (docs/performance.md) against throwaway servers (PostgreSQL, and
+# MariaDB and SQLite for `ingest`); QUICK=1 for a smoke
 # run, BENCH="throughput latency" for some of them.
 
 VENV := .venv
@@ -33,4 +34,6 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 
 bench: $(INSTALLED)
-	python3 scripts/with_services.py --durable -- $(PYTHON) -m benchmarks $(if $(QUICK),--quick) $(BENCH)
+	python3 scripts/with_services.py --mariadb --install-only
+	$(PYTHON) -m pip install --quiet -e '.[dev,mysql]'
+	python3 scripts/with_services.py --durable --mariadb -- $(PYTHON) -m benchmarks $(if $(QUICK),--quick) $(BENCH)
