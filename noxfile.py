@@ -16,6 +16,7 @@ import glob
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import nox
@@ -76,6 +77,7 @@ def _patch_level(path: str) -> list[str]:
 def tests(session: nox.Session, django: str, database: str) -> None:
     """The whole suite beside throwaway servers (off PostgreSQL, tests marked ``postgresql``
     are deselected by tests/conftest.py)."""
+    started = time.monotonic()
     services = ["python3", "scripts/with_services.py", "--database", database]
     if database == "mariadb":  # mysqlclient builds against Debian's libmariadb-dev
         session.run(*services, "--install-only", external=True)
@@ -85,3 +87,4 @@ def tests(session: nox.Session, django: str, database: str) -> None:
     )
     python = str(Path(session.virtualenv.bin) / "python")
     session.run(*services, "--", python, "-m", "pytest", *session.posargs, external=True)
+    session.log(f"wall time of this entry: {time.monotonic() - started:.0f} s")
