@@ -63,8 +63,7 @@ SQLITE_OPTIONS = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = SQLITE_OPTIONS
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
-    # MySQL's "utf8" is three bytes a character at most: emoji need utf8mb4 (docs/usage.md).
-    DATABASES["default"]["OPTIONS"] = {"charset": "utf8mb4"}
+    # Django connects in utf8mb4; the tables must be too (MySQL's "utf8" holds no emoji).
     DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
 # A second database, for the tests of CELERY_TASKLOG_DATABASE (logs kept out of the main one).
 DATABASES["logs"] = {

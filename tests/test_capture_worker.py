@@ -63,6 +63,18 @@ def test_eight_concurrent_tasks_store_every_line_once_in_its_own_log(
         assert (log.lines, log.dropped, log.finished is not None) == (2000, 0, True)
 
 
+def test_four_byte_characters_are_stored_as_printed(worker_factory):
+    """Emoji and other characters beyond the BMP (utf8mb4 on MySQL/MariaDB), in every stream."""
+    worker = worker_factory(pool="threads", concurrency=4, env=UNCAPPED)
+    labels = ["🎉 party", "𝄞 clef", "😀😃😄", "ascii then 🐍"]
+
+    results = [tasks.print_numbered.delay(label, 300) for label in labels]
+
+    for label, result in zip(labels, results, strict=True):
+        assert harness.wait_for_task_result(result.id, worker=worker).status == states.SUCCESS
+        assert messages(result.id) == expected_numbered(label, 300)
+
+
 def test_the_traceback_is_stored_before_the_state_turns_failure(worker_factory):
     worker = worker_factory(pool="threads", concurrency=2)
 
