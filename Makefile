@@ -27,7 +27,6 @@ test: $(INSTALLED)
 	python3 scripts/with_services.py -- $(PYTHON) -m pytest $(PYTEST_ARGS)
 
 test-matrix: $(INSTALLED)
-	$(PYTHON) -m pip install --quiet 'nox>=2025.2'
 	$(VENV)/bin/nox $(NOX_ARGS)
 
 lint: $(INSTALLED)

@@ -296,11 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C does, so the servers are stopped either way.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
+    if not args.command and not args.install_only:
+        parser.error("a command to run is required (after --)")
     install_packages(missing_packages(args.mariadb))
     if args.install_only:
         return 0
-    if not args.command:
-        parser.error("a command to run is required (after --)")
     env = dict(os.environ)
     workdir = Path(tempfile.mkdtemp(prefix="tasklog-services-"))
     workdir.chmod(0o755)  # the postgres user must reach its data directory
