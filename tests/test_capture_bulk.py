@@ -42,6 +42,27 @@ def test_rows_read_back_as_written(alias):
     assert stored(alias, "t") == rows
 
 
+@pytest.mark.parametrize(
+    ("use_tz", "time_zone", "stored_text"),
+    [
+        (True, "Asia/Tokyo", "2026-11-25 18:00:00.123456"),  # in UTC whatever TIME_ZONE says
+        (False, "Asia/Tokyo", "2026-11-26 03:00:00.123456"),  # in local time, as Django does
+        (False, "UTC", "2026-11-25 18:00:00.123456"),
+    ],
+)
+def test_times_are_stored_as_django_stores_them(settings, use_tz, time_zone, stored_text):
+    settings.USE_TZ, settings.TIME_ZONE = use_tz, time_zone
+    rows = [("t", 1, START, Stream.STDOUT, None, "aware")]
+    if not use_tz:  # the capture's markers then carry naive local times (timezone.now())
+        rows.append(("t", 2, datetime.fromisoformat(stored_text), Stream.STDOUT, None, "naive"))
+
+    insert_rows(rows, "sqlite")
+
+    with connections["sqlite"].cursor() as cursor:
+        cursor.execute("SELECT CAST(timestamp AS TEXT) FROM tasklog_tasklogline ORDER BY seq")
+        assert [text for (text,) in cursor.fetchall()] == [stored_text] * len(rows)
+
+
 @pytest.mark.parametrize("alias", ALIASES)
 def test_a_retried_batch_stores_each_row_once(alias):
     insert_rows(rows_of("t", ["a", "b"]), alias)

@@ -62,31 +62,26 @@ def _table_and_columns(connection) -> str:
 
 
 def _execute_many(connection, statement: str, rows: Sequence[tuple]) -> None:
-    to_text = _database_time(connection)
-    if to_text is None:  # UTC, as the capture's own timestamps: the text is the ISO form's head
-        values = [
-            (task_id, seq, moment.isoformat(" ")[:-6], stream, level, message)
-            if moment.tzinfo is UTC
-            else (task_id, seq, _utc_text(moment), stream, level, message)
-            for task_id, seq, moment, stream, level, message in rows
-        ]
-    else:
-        values = [
-            (task_id, seq, to_text(moment), stream, level, message)
-            for task_id, seq, moment, stream, level, message in rows
-        ]
+    zone: tzinfo = connection.timezone if settings.USE_TZ else timezone.get_default_timezone()
+    utc = zone is UTC or getattr(zone, "key", None) == "UTC"
+    values = [
+        (
+            task_id,
+            seq,
+            # The usual case inline (a microsecond a row): UTC to UTC is the ISO form's head.
+            moment.isoformat(" ")[:-6] if utc and moment.tzinfo is UTC else _text(moment, zone),
+            stream,
+            level,
+            message,
+        )
+        for task_id, seq, moment, stream, level, message in rows
+    ]
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.executemany(statement, values)  # Django's cursor: its errors, its wrappers
 
 
-def _database_time(connection) -> Callable[[datetime], str] | None:
-    """Aware datetime -> the naive text Django stores in the connection's time zone; None
-    when that zone is UTC (the usual case, converted inline, a row costing a microsecond)."""
-    zone: tzinfo = connection.timezone if settings.USE_TZ else timezone.get_default_timezone()
-    if zone is UTC or getattr(zone, "key", None) == "UTC":
-        return None
-    return lambda moment: moment.astimezone(zone).replace(tzinfo=None).isoformat(" ")
-
-
-def _utc_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
+def _text(moment: datetime, zone: tzinfo) -> str:
+    """The naive text Django stores: an aware time in the database's zone, a naive one as is."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(zone).replace(tzinfo=None)
+    return moment.isoformat(" ")
