@@ -43,7 +43,8 @@ def test_100_000_lines_are_counted_then_deleted_in_batches():
     with CaptureQueriesContext(connection) as queries:
         assert prune("--batch-size", "7000") == "Deleted 20 task logs and 100000 lines.\n"
     assert remaining() == (1, 10)
-    id_batches = [q["sql"] for q in queries if 'FROM "tasklog_tasklogline"' in q["sql"]]
+    lines_table = connection.ops.quote_name("tasklog_tasklogline")
+    id_batches = [q["sql"] for q in queries if f"FROM {lines_table}" in q["sql"]]
     assert len([sql for sql in id_batches if sql.endswith("LIMIT 7000")]) == 15 + 1
 
 

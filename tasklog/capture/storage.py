@@ -23,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ..models import Stream, TaskLog, TaskLogLine
+from . import bulk
 from .context import bypass, logger
 from .lines import clean_text
 
@@ -281,10 +282,13 @@ def _store_refused_row(row: tuple, error: BaseException, alias: str) -> None:
 
 
 def insert_rows(rows: list, alias: str) -> None:
-    """COPY on PostgreSQL with psycopg 3 (the fastest ingest), ``bulk_create`` elsewhere."""
+    """COPY on PostgreSQL with psycopg 3 (the fastest ingest), the driver's ``executemany`` on
+    SQLite and MySQL (``bulk``), ``bulk_create`` elsewhere."""
     if not rows:
         return
     connection = connections[alias]
+    if connection.vendor in bulk.INSERTS:
+        return bulk.INSERTS[connection.vendor](connection, rows)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             raw = cursor.cursor
