@@ -25,8 +25,20 @@ LINE_HEADERS = ("seq", "time", "stream", "message")
 STREAM_WIDTH = len("log CRITICAL")
 TIME_WIDTH = len("00:00:00.000")
 
-_AGE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_AGE = re.compile(r"^\s*([0-9]+)\s*([smhd])\s*$")
 _AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_age(text: str) -> timedelta | None:
+    """The span named by an age such as ``90s``, ``10m``, ``2h``, ``1d``; None for other text."""
+    age = _AGE.match(text)
+    if age is None:
+        return None
+    amount, unit = age.groups()
+    try:
+        return timedelta(**{_AGE_UNITS[unit]: int(amount)})
+    except OverflowError:
+        return None
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
@@ -35,10 +47,9 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     A time without an offset is in the current time zone. Raises ``ValueError`` with a message
     fit for the user.
     """
-    age = _AGE.match(text)
-    if age:
-        amount, unit = age.groups()
-        return (now or timezone.now()) - timedelta(**{_AGE_UNITS[unit]: int(amount)})
+    age = parse_age(text)
+    if age is not None:
+        return (now or timezone.now()) - age
     try:
         moment = parse_datetime(text.strip())
     except ValueError:

@@ -94,3 +94,16 @@ def in_scope(token: AccessToken, task_id: str, task_name: str) -> bool:
 def revoke_tokens(tokens) -> int:
     """Revoke the tokens of a queryset that are not revoked yet; returns how many."""
     return tokens.filter(revoked__isnull=True).update(revoked=timezone.now())
+
+
+def scope_of(token: AccessToken) -> str:
+    """What the token may read, in words: one task, a task-name glob, or all tasks."""
+    parts = [f"task {token.scope_task_id}"] if token.scope_task_id else []
+    parts += [f"names {token.scope_task_name}"] if token.scope_task_name else []
+    return ", ".join(parts) or "all tasks"
+
+
+def status_of(token: AccessToken, now: datetime) -> str:
+    if token.revoked is not None:
+        return "revoked"
+    return "expired" if token.expires <= now else "active"

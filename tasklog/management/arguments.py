@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from datetime import timedelta
 
 from tasklog.conf import SettingError, non_negative_int, positive_float, positive_int, settings
+from tasklog.reading import parse_age
 
 
 def _argument_type(parse: Callable, name: str) -> Callable[[str], object]:
@@ -22,6 +24,16 @@ def _argument_type(parse: Callable, name: str) -> Callable[[str], object]:
 count = _argument_type(non_negative_int, "count")
 batch_size = _argument_type(positive_int, "batch_size")
 seconds = _argument_type(positive_float, "seconds")
+
+
+def age(text: str) -> timedelta:
+    """A span such as ``90s``, ``10m``, ``2h`` or ``7d``, for options such as ``--expires``."""
+    span = parse_age(text)
+    if span is None or not span:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a span of time such as 90s, 10m, 2h or 7d"
+        )
+    return span
 
 
 def add_database_argument(parser: argparse.ArgumentParser) -> None:
