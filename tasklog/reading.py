@@ -7,7 +7,6 @@ index, so memory stays flat and the first page appears at once whatever the size
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
@@ -17,6 +16,7 @@ from django.utils.dateparse import parse_datetime
 from tabulate import MIN_PADDING, tabulate
 
 from .models import Stream
+from .portable import plain_text, style_name
 from .results import effective_state
 from .serializers import line_as_dict, task_as_dict
 
@@ -112,18 +112,13 @@ def format_duration(duration: timedelta | None) -> str:
 
 def plain_line(line) -> str:
     """The line as the task wrote it; logging records keep their level in front."""
-    if line.stream == Stream.LOG and line.level is not None:
-        return f"{line.level_name}: {line.message}"
-    return line.message
+    return plain_text(line.stream, line.level_name, line.message)
 
 
 def line_style(line, style) -> Callable[[str], str]:
     """The colour of a line in a terminal: stderr and warnings stand out, markers are notices."""
-    if line.stream == Stream.STDERR or (line.level or 0) >= logging.ERROR:
-        return style.ERROR
-    if (line.level or 0) >= logging.WARNING:
-        return style.WARNING
-    return style.NOTICE if line.stream == Stream.MARKER else str
+    name = style_name(line.stream, line.level_name)
+    return getattr(style, name) if name else str
 
 
 def table_page(page: list, *, seq_width: int, with_headers: bool) -> str:

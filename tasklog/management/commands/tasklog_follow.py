@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from celery import states
 from django.core.management.base import BaseCommand, CommandError
 
@@ -9,16 +11,13 @@ from tasklog import reading
 from tasklog.follow import SUCCESSFUL_STATES, FollowTimeout, LogFollower
 from tasklog.management.arguments import add_database_argument, count, seconds
 from tasklog.models import TaskLogLine
-
-EXIT_FAILED = 1
-EXIT_TIMEOUT = 2
-EXIT_INTERRUPTED = 130
+from tasklog.portable import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_TIMEOUT
 
 
 class Command(BaseCommand):
     help = (
         "Print a task's log like tail -f until the task ends. Exit status: 0 success, "
-        "1 failure (or revoked, interrupted), 2 timeout."
+        "1 failure (or revoked, interrupted), 2 timeout, 3 refused by the --url site."
     )
 
     def add_arguments(self, parser):
@@ -27,8 +26,14 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=seconds, help="Give up after this many seconds.")
         parser.add_argument("--interval", type=seconds, default=0.2, help="Poll interval (0.2).")
         add_database_argument(parser)
+        parser.add_argument(
+            "--url", help="Follow over HTTP from this tasklog URL (https://site/tasklog/)."
+        )
+        parser.add_argument("--token", help="API token for --url (default: $TASKLOG_TOKEN).")
 
-    def handle(self, *args, task_id, tail, timeout, interval, database, **options):
+    def handle(self, *args, task_id, tail, timeout, interval, database, url, token, **options):
+        if url:
+            return self.follow_remote(url, token, task_id, tail=tail, timeout=timeout)
         after = 0
         if tail is not None:
             lines = TaskLogLine.objects.using(database).for_task(task_id)
@@ -52,3 +57,31 @@ class Command(BaseCommand):
         if follower.state not in SUCCESSFUL_STATES:
             raise CommandError(f"Task {task_id} ended: {follower.state}.", returncode=EXIT_FAILED)
         self.stderr.write(f"Task {task_id} ended: {follower.state}.")
+
+    def follow_remote(self, url, token, task_id, *, tail, timeout) -> None:
+        """``--url``: the same output and exit status, read from the site with a token."""
+        from tasklog import remote  # needs the "remote" extra (httpx, httpx-sse)
+
+        token = token or os.environ.get(remote.TOKEN_VARIABLE)
+        if not token:
+            raise CommandError(f"--url needs --token or {remote.TOKEN_VARIABLE}.")
+        if not url.startswith(("http://", "https://")):
+            raise CommandError("--url must start with http:// or https://")
+        follower = remote.RemoteFollower(url, task_id, token)
+        try:
+            if tail is not None:
+                follower.start_at_tail(tail)
+            status, message = remote.follow(
+                follower,
+                task_id,
+                write_line=lambda text, style: self.stdout.write(
+                    text, getattr(self.style, style) if style else str
+                ),
+                write_notice=self.stderr.write,
+                timeout=timeout,
+            )
+        except remote.RemoteRefused as refused:
+            status, message = EXIT_REFUSED, f"The server refused: {remote.shown(str(refused))}"
+        if status:
+            raise CommandError(message, returncode=status)
+        self.stderr.write(message)
