@@ -86,6 +86,7 @@ class RemoteFollower:
         client: httpx.Client | None = None,
         after: int = 0,
         on_waiting: Callable[[], None] = lambda: None,
+        on_lost: Callable[[Exception], None] = lambda error: None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ):
@@ -94,6 +95,7 @@ class RemoteFollower:
         self.client = client or httpx.Client(follow_redirects=False)
         self.after = after
         self.on_waiting = on_waiting
+        self.on_lost = on_lost
         self.sleep = sleep
         self.clock = clock
         self.state = "PENDING"
@@ -117,14 +119,17 @@ class RemoteFollower:
     def lines(self, timeout: float | None = None) -> Iterator[dict]:
         """Every line after ``after`` once, reconnecting as often as needed, until ``end``."""
         deadline = None if timeout is None else self.clock() + timeout
-        waiting_said = False
+        waiting_said = lost = False
         while True:
             try:
                 yield from self.one_connection(deadline)
                 if self.ended:
                     return
-            except (httpx.TransportError, httpx_sse.SSEError):
-                pass  # the server went away or sent something cut short: come back
+                lost = False
+            except (httpx.TransportError, httpx_sse.SSEError) as error:
+                if not lost:  # the server went away or sent something else: come back
+                    self.on_lost(error)
+                    lost = True
             except TaskNotKnownYet:
                 if not waiting_said:
                     self.on_waiting()
@@ -192,6 +197,9 @@ def follow(
 ) -> tuple[int, str]:
     """Print the task's lines; the exit status and the closing message, as the local follow."""
     follower.on_waiting = lambda: write_notice(f"Waiting for task {shown(task_id)} to start...")
+    follower.on_lost = lambda error: write_notice(
+        f"Lost the connection ({shown(str(error) or type(error).__name__)}); reconnecting..."
+    )
     try:
         for line in follower.lines(timeout):
             text = plain_text(line["stream"], line["level"], line["message"])

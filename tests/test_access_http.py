@@ -227,3 +227,74 @@ def test_remote_follow_with_a_revoked_token_exits_3(site, logs):
     status, stderr = Follower(site.url, TASK_ID, key).finish()
     assert status == 3
     assert "The server refused: 401: The token is unknown, expired or revoked." in stderr
+
+
+def test_manage_py_follow_url_shows_remote_escapes_as_text(site, logs, capsys):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    make_log("hostile", messages=["\x1b]52;c;cm0gLXJmIH4=\x07copied", "\u202eevil"])
+    make_result("hostile", status="SUCCESS")
+    TaskLog.objects.filter(task_id="hostile").update(finished=timezone.now())
+    key = tokens.create_token(make_user("robot"), "laptop")[1]
+    out, err = StringIO(), StringIO()
+    call_command(
+        "tasklog_follow", "hostile", "--url", site.url + "/tasklog/", "--token", key,
+        stdout=out, stderr=err,
+    )  # fmt: skip
+    assert out.getvalue().splitlines() == ["\\x1b]52;c;cm0gLXJmIH4=\\x07copied", "\\u202eevil"]
+    assert err.getvalue().strip() == "Task hostile ended: SUCCESS."
+
+
+def run_follow_script(*args: str, token: str | None = None) -> subprocess.CompletedProcess:
+    env = {name: value for name, value in os.environ.items() if "DJANGO" not in name}
+    env.pop("TASKLOG_TOKEN", None)
+    if token:
+        env["TASKLOG_TOKEN"] = token
+    return subprocess.run(
+        [str(FOLLOW_SCRIPT), *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_remote_follow_waits_for_an_unknown_task_then_times_out(site, logs):
+    key = tokens.create_token(make_user("robot"), "laptop")[1]
+    done = run_follow_script("--url", site.url + "/tasklog", "--timeout", "1", "later", token=key)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "Waiting for task later to start...",
+        "Timed out after 1 s; task later is PENDING.",
+    ]
+
+
+@pytest.mark.abuse
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--url", "ftp://x/tasklog/", "t"], "--url must start with http:// or https://"),
+        (["--url", "http://x/", "--timeout", "nan", "t"], "must be a number of seconds"),
+        (["--url", "http://x/", "--timeout", "-1", "t"], "must be a number of seconds"),
+        (["--url", "http://x/", "--tail", "9" * 50, "t"], "must be a whole number"),
+        (["--url", "http://x/", "--tail", "٣", "t"], "must be a whole number"),
+    ],
+)
+def test_remote_follow_refuses_bad_options(args, error):
+    done = run_follow_script(*args, token="tasklog_x")
+    assert done.returncode == 2 and error in done.stderr
+
+
+@pytest.mark.abuse
+def test_remote_follow_needs_a_token():
+    done = run_follow_script("--url", "http://127.0.0.1:9/tasklog/", "t")
+    assert done.returncode == 2 and "an API token is needed" in done.stderr
+
+
+@pytest.mark.abuse
+def test_remote_follow_of_an_unreachable_site_times_out_cleanly():
+    done = run_follow_script(
+        "--url", "http://127.0.0.1:9/tasklog/", "--timeout", "1", "ünï/cödé?#", token="tasklog_x"
+    )
+    assert done.returncode == 2
+    lost, timed_out = done.stderr.splitlines()
+    assert lost.startswith("Lost the connection (") and lost.endswith("); reconnecting...")
+    assert timed_out == "Timed out after 1 s; task ünï/cödé?# is PENDING."
