@@ -46,12 +46,31 @@ def lifetime(requested: timedelta | None) -> int:
 
 def share_token(log: TaskLog, expires_in: timedelta | None = None) -> str:
     """A new token for ``log``'s task, valid for ``expires_in`` (default 24 h)."""
-    return signer(log.task_id, log.share_secret).sign(str(lifetime(expires_in)))
+    seconds = lifetime(expires_in)
+    return signer(log.task_id, secret_of(log)).sign(str(seconds))
+
+
+def secret_of(log: TaskLog) -> str:
+    """The task's share secret, drawn when its first link is made.
+
+    Never empty in a link, so a log deleted and written again under the same task id does not
+    bring its old links back. Two first links made at once agree on one secret.
+    """
+    if not log.share_secret:
+        TaskLog.objects.filter(pk=log.pk, share_secret="").update(
+            share_secret=secrets.token_hex(16)
+        )
+        log.share_secret = (
+            TaskLog.objects.filter(pk=log.pk).values_list("share_secret", flat=True).get()
+        )
+    return log.share_secret
 
 
 def admits(token: str, log: TaskLog | None) -> bool:
     """Does ``token`` open ``log`` now? False for another task, an altered or expired token."""
-    if log is None or not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+    if log is None or not log.share_secret:
+        return False
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
         return False
     link = signer(log.task_id, log.share_secret)
     try:

@@ -224,7 +224,7 @@ class TestShareLinks:
         start = html.index('data-share-url="') + len('data-share-url="')
         link = html[start : html.index('"', start)]
         assert link.startswith(f"http://testserver/tasklog/{TASK_ID}/?share=")
-        assert shares.admits(unquote(link.split("share=")[1]), log)
+        assert shares.admits(unquote(link.split("share=")[1]), TaskLog.objects.get(pk=log.pk))
 
     def test_a_link_longer_than_allowed_cannot_be_made(self, log):
         with pytest.raises(shares.ShareError, match="SHARE_MAX_AGE"):
@@ -353,3 +353,11 @@ class TestTokens:
             url("tasklog:task_log_lines"), headers={"Authorization": "Basic dXNlcjpwYXNz"}
         )
         assert (response.status_code, response.json()) == (403, NOT_READABLE)
+
+
+@pytest.mark.django_db
+def test_a_log_written_again_under_the_same_id_does_not_revive_old_links(client):
+    token = shares.share_token(make_log(messages=["first life"]))
+    TaskLog.objects.all().delete()
+    make_log(messages=["second life"])
+    assert client.get(url("tasklog:task_log_lines", share=token)).status_code == 403

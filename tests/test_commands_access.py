@@ -31,8 +31,9 @@ def token_of(link: str) -> str:
 
 class TestShareCommand:
     def test_prints_a_link_that_lasts_as_long_as_asked(self, monkeypatch):
-        log = make_log(messages=["x"])
+        make_log(messages=["x"])
         link, _err = run("tasklog_share", TASK_ID, "--expires", "2h", "--site", "https://s.test/")
+        log = TaskLog.objects.get()
         assert link.startswith(f"https://s.test/tasklog/{TASK_ID}/?share=")
         assert shares.admits(token_of(link), log)
         later = signing.time.time() + 2 * 3600 + 1
