@@ -21,8 +21,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
-import httpx
-import httpx_sse
+try:
+    import httpx
+    import httpx_sse
+except ImportError as missing:
+    raise ImportError(
+        f"Following over HTTP needs httpx and httpx-sse ({missing}): "
+        "pip install 'celery-tasklog[remote]'"
+    ) from missing
 
 from .portable import (
     EXIT_FAILED,
