@@ -12,10 +12,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from django.contrib import admin
 from django.core import signing
+from django.http import HttpResponse
 from django.test import Client
-from django.urls import reverse
+from django.urls import include, path, reverse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 
 from tasklog import shares, tokens
 from tasklog.models import AccessToken, TaskLog
@@ -24,6 +27,20 @@ from tests.live_server import LiveServer
 from tests.logs import TASK_ID, make_log, make_result, make_user
 
 pytestmark = [pytest.mark.integration]
+
+
+def launch_view(request):
+    """A site's own page that starts a task for whoever is signed in."""
+    from tests.tasks import print_numbered
+
+    return HttpResponse(print_numbered.delay("mine", 2).id)
+
+
+urlpatterns = [
+    path("launch/", csrf_exempt(launch_view), name="launch"),
+    path("tasklog/", include("tasklog.urls")),
+    path("admin/", admin.site.urls),
+]
 
 PAGE = "tasklog:task_log"
 ENDPOINTS = ["tasklog:task_log_events", "tasklog:task_log_lines", "tasklog:task_log_download"]
@@ -298,3 +315,42 @@ def test_remote_follow_of_an_unreachable_site_times_out_cleanly():
     lost, timed_out = done.stderr.splitlines()
     assert lost.startswith("Lost the connection (") and lost.endswith("); reconnecting...")
     assert timed_out == "Timed out after 1 s; task ünï/cödé?# is PENDING."
+
+
+@pytest.mark.urls(__name__)
+def test_a_customer_reads_the_log_of_the_task_they_launched_and_no_other(worker_factory, settings):
+    settings.CELERY_TASKLOG_ACCESS = "tasklog.access.launcher_or_staff"
+    worker = worker_factory()
+    customer, other = Client(), Client()
+    customer.force_login(make_user("customer", staff=False, can_read_logs=False))
+    other.force_login(make_user("other", staff=False, can_read_logs=False))
+    task_id = customer.post(reverse("launch")).content.decode()
+    wait_for_task_result(task_id, worker=worker)
+    lines_url = reverse("tasklog:task_log_lines", args=[task_id])
+
+    mine = customer.get(lines_url)
+    assert [line["message"] for line in mine.json()["lines"]][:1] == ["mine 1 out"]
+    assert customer.get(reverse("tasklog:task_log", args=[task_id])).status_code == 200
+    refused, unknown = other.get(lines_url), other.get(lines_url.replace(task_id, "x" + task_id))
+    assert refused.status_code == unknown.status_code == 403
+    assert refused.json() == unknown.json()
+
+
+@pytest.mark.abuse
+def test_first_links_made_at_once_all_work(transactional_db):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    make_log(messages=["x"])
+
+    def first_link(_n: int) -> str:
+        try:
+            return shares.share_token(TaskLog.objects.get(task_id=TASK_ID))
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        links = list(pool.map(first_link, range(16)))
+    log = TaskLog.objects.get(task_id=TASK_ID)
+    assert log.share_secret and all(shares.admits(link, log) for link in links)
