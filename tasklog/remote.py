@@ -106,7 +106,6 @@ class RemoteFollower:
         self.clock = clock
         self.state = "PENDING"
         self.reconnect_delay = RECONNECT_DELAY
-        self.reconnects = 0
         self.ended = False
 
     def start_at_tail(self, count: int) -> None:
@@ -119,7 +118,8 @@ class RemoteFollower:
         )
         self.raise_for_refusal(response)
         if response.status_code == 200:
-            lines = response.json()["lines"] if count else response.json()["lines"][-1:]
+            page = parsed(response.text, {"lines": list})["lines"]
+            lines = [checked(line, LINE_FIELDS) for line in (page if count else page[-1:])]
             self.after = (lines[0]["seq"] - 1 if count else lines[-1]["seq"]) if lines else 0
 
     def lines(self, timeout: float | None = None) -> Iterator[dict]:
@@ -132,7 +132,7 @@ class RemoteFollower:
                 if self.ended:
                     return
                 lost = False
-            except (httpx.TransportError, httpx_sse.SSEError) as error:
+            except (httpx.TransportError, httpx_sse.SSEError, BadEvent) as error:
                 if not lost:  # the server went away or sent something else: come back
                     self.on_lost(error)
                     lost = True
@@ -142,7 +142,6 @@ class RemoteFollower:
                     waiting_said = True
             if deadline is not None and self.clock() >= deadline:
                 raise RemoteTimeout(self.state)
-            self.reconnects += 1
             self.sleep(self.reconnect_delay)
 
     def one_connection(self, deadline: float | None) -> Iterator[dict]:
@@ -166,12 +165,12 @@ class RemoteFollower:
                 if event.retry:
                     self.reconnect_delay = min(event.retry / 1000, MAX_RECONNECT_DELAY)
                 if event.event == "line":
-                    line = json.loads(event.data)
+                    line = parsed(event.data, LINE_FIELDS)
                     if line["seq"] > self.after:
                         self.after = line["seq"]
                         yield line
                 elif event.event in ("state", "end"):
-                    self.state = json.loads(event.data)["state"]
+                    self.state = parsed(event.data, TASK_FIELDS)["state"]
                     if event.event == "end":
                         self.ended = True
                         return
@@ -189,24 +188,58 @@ class RemoteFollower:
             raise RemoteRefused(f"{response.status_code}: {message}")
 
 
+class BadEvent(ValueError):
+    """The server sent data that is not what a tasklog site sends: treated as a lost stream."""
+
+
+LINE_FIELDS = {"seq": int, "stream": str, "level": (str, type(None)), "message": str}
+TASK_FIELDS = {"state": str}
+
+
+def parsed(data: str, fields: dict) -> dict:
+    """The JSON object in ``data`` if it has ``fields`` of their types; ``BadEvent`` otherwise."""
+    try:
+        return checked(json.loads(data), fields)
+    except ValueError:
+        raise BadEvent(f"unexpected data: {data[:80]!r}") from None
+
+
+def checked(value, fields: dict) -> dict:
+    """``value`` if it is an object with ``fields`` of their types; ``ValueError`` otherwise."""
+    if not isinstance(value, dict) or not all(
+        isinstance(value.get(name), kind) for name, kind in fields.items()
+    ):
+        raise BadEvent(f"unexpected data: {str(value)[:80]!r}")
+    return value
+
+
 class TaskNotKnownYet(Exception):
     """The server has no log or result for the task (404): it has not been published yet."""
 
 
 def follow(
-    follower: RemoteFollower,
+    url: str,
     task_id: str,
+    token: str,
     *,
     write_line: Callable[[str, str], None],
     write_notice: Callable[[str], None],
+    tail: int | None = None,
     timeout: float | None = None,
+    client: httpx.Client | None = None,
 ) -> tuple[int, str]:
-    """Print the task's lines; the exit status and the closing message, as the local follow."""
+    """Print the task's lines as the local follow does; the exit status and closing message.
+
+    ``write_line(text, style_name)`` gets each line, already safe for a terminal.
+    """
+    follower = RemoteFollower(url, task_id, token, client=client)
     follower.on_waiting = lambda: write_notice(f"Waiting for task {shown(task_id)} to start...")
     follower.on_lost = lambda error: write_notice(
         f"Lost the connection ({shown(str(error) or type(error).__name__)}); reconnecting..."
     )
     try:
+        if tail is not None:
+            follower.start_at_tail(tail)
         for line in follower.lines(timeout):
             text = plain_text(line["stream"], line["level"], line["message"])
             write_line(shown(text), style_name(line["stream"], line["level"]))
@@ -217,6 +250,8 @@ def follow(
         return EXIT_TIMEOUT, message
     except RemoteRefused as refused:
         return EXIT_REFUSED, f"The server refused: {shown(str(refused))}"
+    except (httpx.HTTPError, BadEvent) as error:
+        return EXIT_FAILED, f"Cannot read {shown(url)}: {shown(str(error))}"
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED, "Interrupted."
     status = 0 if follower.state in SUCCESSFUL_STATES else EXIT_FAILED
@@ -248,21 +283,15 @@ def main(argv: list[str] | None = None) -> int:
     def write_line(text: str, style: str) -> None:
         print(colours.get(style, str)(text), flush=True)
 
-    follower = RemoteFollower(options.url, options.task_id, token)
-    try:
-        if options.tail is not None:
-            follower.start_at_tail(options.tail)
-        status, message = follow(
-            follower,
-            options.task_id,
-            write_line=write_line,
-            write_notice=lambda text: print(text, file=sys.stderr, flush=True),
-            timeout=options.timeout,
-        )
-    except RemoteRefused as refused:
-        status, message = EXIT_REFUSED, f"The server refused: {shown(str(refused))}"
-    except httpx.HTTPError as error:
-        status, message = EXIT_FAILED, f"Cannot reach {shown(options.url)}: {shown(str(error))}"
+    status, message = follow(
+        options.url,
+        options.task_id,
+        token,
+        write_line=write_line,
+        write_notice=lambda text: print(text, file=sys.stderr, flush=True),
+        tail=options.tail,
+        timeout=options.timeout,
+    )
     print(message, file=sys.stderr, flush=True)
     return status
 

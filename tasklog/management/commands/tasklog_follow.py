@@ -11,7 +11,7 @@ from tasklog import reading
 from tasklog.follow import SUCCESSFUL_STATES, FollowTimeout, LogFollower
 from tasklog.management.arguments import add_database_argument, count, seconds
 from tasklog.models import TaskLogLine
-from tasklog.portable import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_TIMEOUT
+from tasklog.portable import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TIMEOUT
 
 
 class Command(BaseCommand):
@@ -67,21 +67,17 @@ class Command(BaseCommand):
             raise CommandError(f"--url needs --token or {remote.TOKEN_VARIABLE}.")
         if not url.startswith(("http://", "https://")):
             raise CommandError("--url must start with http:// or https://")
-        follower = remote.RemoteFollower(url, task_id, token)
-        try:
-            if tail is not None:
-                follower.start_at_tail(tail)
-            status, message = remote.follow(
-                follower,
-                task_id,
-                write_line=lambda text, style: self.stdout.write(
-                    text, getattr(self.style, style) if style else str
-                ),
-                write_notice=self.stderr.write,
-                timeout=timeout,
-            )
-        except remote.RemoteRefused as refused:
-            status, message = EXIT_REFUSED, f"The server refused: {remote.shown(str(refused))}"
+        status, message = remote.follow(
+            url,
+            task_id,
+            token,
+            write_line=lambda text, style: self.stdout.write(
+                text, getattr(self.style, style) if style else str
+            ),
+            write_notice=self.stderr.write,
+            tail=tail,
+            timeout=timeout,
+        )
         if status:
             raise CommandError(message, returncode=status)
         self.stderr.write(message)
