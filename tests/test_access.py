@@ -361,3 +361,15 @@ def test_a_log_written_again_under_the_same_id_does_not_revive_old_links(client)
     TaskLog.objects.all().delete()
     make_log(messages=["second life"])
     assert client.get(url("tasklog:task_log_lines", share=token)).status_code == 403
+
+
+def test_api_tokens_stay_with_the_users_when_logs_have_their_own_database(settings):
+    from tasklog.routers import TaskLogRouter
+
+    settings.CELERY_TASKLOG_DATABASE = "logs"
+    router = TaskLogRouter()
+    assert router.db_for_read(AccessToken) is None  # the default database, with auth_user
+    assert router.db_for_write(TaskLog) == "logs"
+    assert router.allow_migrate("default", "tasklog", model_name="accesstoken") is True
+    assert router.allow_migrate("logs", "tasklog", model_name="accesstoken") is False
+    assert router.allow_migrate("logs", "tasklog", model_name="tasklog") is True
