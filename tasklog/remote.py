@@ -49,13 +49,15 @@ READ_TIMEOUT = 40.0  # the server sends a heartbeat every 15 s
 MAX_SEQ = 2_147_483_647
 
 _UNSAFE = re.compile(
-    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]"
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
+    "\ud800-\udfff]"
 )
 
 
 def shown(text: str) -> str:
     """Text from the server as it may reach a terminal: every control character (escape
-    sequences, bidi overrides, line separators) as a visible escape such as ``\\x1b``.
+    sequences, bidi overrides, line separators) and lone surrogate as a visible escape such as
+    ``\\x1b``.
 
     The one place remote text passes before it is printed; point it at ``tasklog.terminal``
     when that module is on main, so that local and remote follow share one rule.

@@ -100,12 +100,15 @@ def test_junk_from_the_site_is_a_lost_stream_not_a_crash(junk):
 
 @pytest.mark.abuse
 def test_text_from_the_site_cannot_drive_the_terminal():
-    hostile = "\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\u202eevil\u2028next\x9b"
+    hostile = "\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\u202eevil\u2028next\x9b\ud800"
     _status, _message, lines, _notices = follow(
         Site(line_event(1, hostile, "log", "WARNING") + end_event("SUCCESS\x1b[2J"))
     )
     assert lines == [
-        ("WARNING: \\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b[2J\\u202eevil\\u2028next\\x9b", "WARNING")
+        (
+            "WARNING: \\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b[2J\\u202eevil\\u2028next\\x9b\\ud800",
+            "WARNING",
+        )
     ]
     assert "\x1b" not in _message
 
