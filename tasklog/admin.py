@@ -31,10 +31,11 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .models import TaskLog, TaskLogLine
+from .access import PERMISSION as READ_LINES_PERMISSION
+from .models import AccessToken, TaskLog, TaskLogLine
 from .paginators import EstimatedCountPaginator
 from .results import INTERRUPTED, effective_state, results_by_task_id
-from .views import PERMISSION as READ_LINES_PERMISSION
+from .tokens import revoke_tokens, scope_of, status_of
 
 
 def live_view_url(task_id: str) -> str:
@@ -406,3 +407,45 @@ def link_task_results_to_logs(site: admin.AdminSite = admin.site) -> None:
             return
         site.unregister(TaskResult)
     site.register(TaskResult, type(admin_class.__name__, (TaskResultLogLinkMixin, admin_class), {}))
+
+
+@admin.register(AccessToken)
+class AccessTokenAdmin(admin.ModelAdmin):
+    """API tokens, listed and revoked here; made by ``manage.py tasklog_token create``, which
+    shows the key once (it is not stored, so the admin never can)."""
+
+    list_display = ("name", "prefix", "user", "scope", "created", "expires", "last_used", "status")
+    list_filter = ("revoked", "expires")
+    search_fields = ("name", "prefix")
+    list_select_related = ("user",)
+    readonly_fields = (
+        "user",
+        "name",
+        "prefix",
+        "created",
+        "expires",
+        "revoked",
+        "last_used",
+        "scope_task_id",
+        "scope_task_name",
+    )
+    exclude = ("key_hash",)
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description=_("scope"))
+    def scope(self, token: AccessToken) -> str:
+        return scope_of(token)
+
+    @admin.display(description=_("status"))
+    def status(self, token: AccessToken) -> str:
+        return status_of(token, timezone.now())
+
+    @admin.action(description=_("Revoke selected tokens"), permissions=["change"])
+    def revoke(self, request, queryset):
+        revoked = revoke_tokens(queryset)
+        self.message_user(
+            request, ngettext("%d token revoked.", "%d tokens revoked.", revoked) % revoked
+        )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings as django_settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -81,6 +82,14 @@ class TaskLog(models.Model):
         blank=True,
         help_text=_("Request path, or the origin of a task published outside a request."),
     )
+    share_secret = models.CharField(
+        _("share secret"),
+        max_length=32,
+        blank=True,
+        editable=False,
+        db_default="",
+        help_text=_("Part of the key of this task's share links: changing it revokes them all."),
+    )
 
     objects = TaskLogQuerySet.as_manager()
 
@@ -132,3 +141,44 @@ class TaskLogLine(models.Model):
     @property
     def level_name(self) -> str | None:
         return logging.getLevelName(self.level) if self.level is not None else None
+
+
+class AccessToken(models.Model):
+    """An API token: reads logs over HTTP as its user, within its scope, until it expires.
+
+    Only the SHA-256 of the key is stored (the key is 32 random bytes, so a hash is as good as
+    a slow one); the key itself is shown once, when it is made (see ``tokens.py``).
+    """
+
+    user = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="tasklog_tokens",
+        verbose_name=_("user"),
+    )
+    name = models.CharField(_("name"), max_length=100)
+    prefix = models.CharField(
+        _("prefix"), max_length=16, editable=False, help_text=_("Start of the key, to tell it.")
+    )
+    key_hash = models.CharField(_("key hash"), max_length=64, unique=True, editable=False)
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    expires = models.DateTimeField(_("expires"))
+    revoked = models.DateTimeField(_("revoked"), null=True, blank=True)
+    last_used = models.DateTimeField(_("last used"), null=True, blank=True)
+    scope_task_id = models.CharField(
+        _("only task id"), max_length=255, blank=True, help_text=_("Empty: any task.")
+    )
+    scope_task_name = models.CharField(
+        _("only task names matching"),
+        max_length=255,
+        blank=True,
+        help_text=_("A glob such as reports.* ; empty: any task name."),
+    )
+
+    class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

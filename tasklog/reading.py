@@ -7,7 +7,6 @@ index, so memory stays flat and the first page appears at once whatever the size
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
@@ -17,6 +16,7 @@ from django.utils.dateparse import parse_datetime
 from tabulate import MIN_PADDING, tabulate
 
 from .models import Stream
+from .portable import plain_text, style_name
 from .results import effective_state
 from .serializers import line_as_dict, task_as_dict
 from .terminal import safe
@@ -27,8 +27,20 @@ STREAM_WIDTH = len("log CRITICAL")
 TIME_WIDTH = len("00:00:00.000")
 COLUMN_GAP = " " * MIN_PADDING
 
-_AGE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_AGE = re.compile(r"^\s*([0-9]+)\s*([smhd])\s*$")
 _AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_age(text: str) -> timedelta | None:
+    """The span named by an age such as ``90s``, ``10m``, ``2h``, ``1d``; None for other text."""
+    age = _AGE.match(text)
+    if age is None:
+        return None
+    amount, unit = age.groups()
+    try:
+        return timedelta(**{_AGE_UNITS[unit]: int(amount)})
+    except (OverflowError, ValueError):  # beyond timedelta, or too many digits for int()
+        return None
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
@@ -37,10 +49,12 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     A time without an offset is in the current time zone. Raises ``ValueError`` with a message
     fit for the user.
     """
-    age = _AGE.match(text)
-    if age:
-        amount, unit = age.groups()
-        return (now or timezone.now()) - timedelta(**{_AGE_UNITS[unit]: int(amount)})
+    age = parse_age(text)
+    if age is not None:
+        try:
+            return (now or timezone.now()) - age
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches back before the year 1") from None
     try:
         moment = parse_datetime(text.strip())
     except ValueError:
@@ -103,18 +117,13 @@ def format_duration(duration: timedelta | None) -> str:
 
 def plain_line(line) -> str:
     """The line as the task wrote it; logging records keep their level in front."""
-    if line.stream == Stream.LOG and line.level is not None:
-        return f"{line.level_name}: {line.message}"
-    return line.message
+    return plain_text(line.stream, line.level_name, line.message)
 
 
 def line_style(line, style) -> Callable[[str], str]:
     """The colour of a line in a terminal: stderr and warnings stand out, markers are notices."""
-    if line.stream == Stream.STDERR or (line.level or 0) >= logging.ERROR:
-        return style.ERROR
-    if (line.level or 0) >= logging.WARNING:
-        return style.WARNING
-    return style.NOTICE if line.stream == Stream.MARKER else str
+    name = style_name(line.stream, line.level_name)
+    return getattr(style, name) if name else str
 
 
 def table_page(

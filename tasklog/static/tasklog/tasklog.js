@@ -286,6 +286,21 @@
     });
   };
 
+  // "Copy share link": the server put a fresh signed link on the button; copy it, or show it
+  // for copying by hand where the clipboard is not available (plain HTTP, denied permission).
+  document.addEventListener("click", async function (event) {
+    const button = event.target.closest(".tasklog-share");
+    if (!button) return;
+    const link = button.dataset.shareUrl;
+    try {
+      await navigator.clipboard.writeText(link);
+      const copied = button.parentElement.querySelector(".tasklog-share-copied");
+      if (copied) copied.hidden = false;
+    } catch (error) {
+      window.prompt(button.textContent, link);
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     const root = document.getElementById("tasklog");
     const data = document.getElementById("tasklog-data");
