@@ -108,6 +108,10 @@ OPTIONS: dict[str, Option] = {
     "RETENTION_DAYS": Option(30, non_negative_int, "Days logs are kept; 0 keeps them forever."),
     "PRUNE_SCHEDULE": Option("30 3 * * *", crontab_or_off, "Crontab of the periodic prune."),
     "STALE_AFTER": Option(600, positive_int, "Seconds of silence before a run is interrupted."),
+    "RECORD_QUEUED": Option(True, parse_bool, "Record a captured task when it is published."),
+    "QUEUE_TIMEOUT": Option(
+        86_400, non_negative_int, "Seconds a task may wait in its queue; 0: forever."
+    ),
     "DATABASE": Option("default", database_alias, "Database alias holding the log tables."),
 }
 

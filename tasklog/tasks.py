@@ -41,7 +41,8 @@ def drop_dead_connections() -> None:
 
 @shared_task(name="tasklog.prune_task_logs")
 def prune_task_logs(batch_size: int = 10_000) -> dict:
-    """Close runs whose worker died, then delete logs older than CELERY_TASKLOG_RETENTION_DAYS.
+    """Close runs whose worker died and tasks no worker took within CELERY_TASKLOG_QUEUE_TIMEOUT,
+    then delete logs older than CELERY_TASKLOG_RETENTION_DAYS.
 
     Run daily by django-celery-beat (see ``tasklog.schedule``); ``tasklog_prune`` and the admin's
     delete action delete through the same ``delete_with_lines``.
@@ -49,11 +50,19 @@ def prune_task_logs(batch_size: int = 10_000) -> dict:
     from .models import TaskLog
 
     interrupted = TaskLog.objects.stale(settings.STALE_AFTER).mark_interrupted()
+    never_started = 0
+    if settings.QUEUE_TIMEOUT:
+        never_started = TaskLog.objects.never_started(settings.QUEUE_TIMEOUT).mark_never_started()
     logs = lines = 0
     if settings.RETENTION_DAYS:
         expired = TaskLog.objects.expired(settings.RETENTION_DAYS)
         logs, lines = expired.delete_with_lines(batch_size)
-    return {"interrupted": interrupted, "logs": logs, "lines": lines}
+    return {
+        "interrupted": interrupted,
+        "never_started": never_started,
+        "logs": logs,
+        "lines": lines,
+    }
 
 
 @shared_task(bind=True, base=TerminalLoggingTask, name="tasklog.probe")

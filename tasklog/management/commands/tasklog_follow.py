@@ -8,7 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tasklog import reading
 from tasklog.follow import SUCCESSFUL_STATES, FollowTimeout, LogFollower
 from tasklog.management.arguments import add_database_argument, count, seconds
-from tasklog.models import TaskLogLine
+from tasklog.models import TaskLog, TaskLogLine
+from tasklog.results import QUEUED
 
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 2
@@ -35,8 +36,12 @@ class Command(BaseCommand):
             after = reading.seq_before_tail(lines, tail)
         follower = LogFollower(task_id, after=after, poll_interval=interval, using=database)
         try:
-            if follower.current_state()[0] == states.PENDING:
+            state = follower.current_state()[0]
+            if state == states.PENDING:
                 self.stderr.write(f"Waiting for task {task_id} to start...")
+            elif state == QUEUED:
+                log = TaskLog.objects.using(database).find(task_id)
+                self.stderr.write(f"Task {task_id}: {reading.waiting_note(log)}")
             for page in follower.pages(timeout):
                 for line in page:
                     self.stdout.write(
