@@ -33,13 +33,13 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from . import sse
 from .diagnostics import FAIL, run_diagnostics
+from .live import PAGE_SIZE, component_context
 from .models import TaskLog, TaskLogLine
 from .pooled import in_pool
 from .results import result_for
 from .serializers import line_as_dict, line_as_text, task_as_dict
 
 PERMISSION = "tasklog.view_tasklogline"
-PAGE_SIZE = 500
 MAX_LIMIT = 5000
 MAX_SEQ = 2_147_483_647
 MAX_DIGITS = len(str(MAX_SEQ))
@@ -47,12 +47,16 @@ DOWNLOAD_PAGE_SIZE = 2000
 EVENT_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-# What tasklog.js removes too: CSI (colours, cursor moves), OSC (titles, links), lone ESCs.
-ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b")
-
 
 class BadParameter(ValueError):
     """A query parameter that cannot be used; its message is sent back in a 400."""
+
+
+def may_read(request, log: TaskLog | None) -> bool:
+    """Whether the request's user may read ``log`` (None: logs in general): active staff with
+    ``tasklog.view_tasklogline``. The one question every view and the template tag ask."""
+    user = request.user
+    return user.is_active and user.is_staff and user.has_perm(PERMISSION)
 
 
 def refusal(request, *, endpoint: bool) -> HttpResponse | None:
@@ -61,10 +65,10 @@ def refusal(request, *, endpoint: bool) -> HttpResponse | None:
     The one access policy of every view. It reads the session and the user, so async views run
     it on the shared pool (``in_pool``), never in the request's thread.
     """
+    if may_read(request, None):
+        return None
     user = request.user
     if user.is_active and user.is_staff:
-        if user.has_perm(PERMISSION):
-            return None
         message = _(
             "Reading task logs needs the permission %(permission)s (“Can view task log line”), "
             "which your account does not have."
@@ -146,43 +150,16 @@ def bad_request(error: BadParameter) -> JsonResponse:
 
 @reader_view
 def task_log(request, task_id: str):
-    """The page: the last lines are in the HTML itself, so it reads without its script."""
+    """The page: the live component (``live.py``) in the admin's frame."""
     log, result = task_or_404(task_id)
-    task = task_as_dict(log, result)
-    lines = TaskLogLine.objects.for_task(task_id).tail(PAGE_SIZE)
-    line_dicts = [line_as_dict(line) for line in lines]
-    rendered = [
-        line | {"clock": clock_time(line), "text": without_escapes(line["message"])}
-        for line in line_dicts
-    ]
-    client_data = {
-        "task": task,
-        "lines": line_dicts,
-        "has_earlier": len(lines) == PAGE_SIZE and lines[0].seq > 1,
-        "page_size": PAGE_SIZE,
-        "events_url": reverse("tasklog:task_log_events", args=[task_id]),
-        "lines_url": reverse("tasklog:task_log_lines", args=[task_id]),
-    }
+    component = component_context(task_id, log, result)
     context = {
         **admin.site.each_context(request),
         "is_nav_sidebar_enabled": False,
-        "title": task["task_name"] or task_id,
-        "task": task,
-        "log": log,
-        "lines": rendered,
-        "client_data": client_data,
+        "title": component["task"]["task_name"] or task_id,
+        **component,
     }
     return render(request, "tasklog/task_log.html", context)
-
-
-def without_escapes(message: str) -> str:
-    """The message as the page shows it before its script runs: text without escape codes."""
-    return ESCAPES.sub("", message)
-
-
-def clock_time(line: dict) -> str:
-    """``HH:MM:SS.mmm`` of a line (UTC), as the server-rendered page shows it."""
-    return line["timestamp"][11:23] if line["timestamp"] else ""
 
 
 def retry_on_database_error(view):
