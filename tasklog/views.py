@@ -47,7 +47,6 @@ DOWNLOAD_PAGE_SIZE = 2000
 EVENT_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-
 class BadParameter(ValueError):
     """A query parameter that cannot be used; its message is sent back in a 400."""
 
