@@ -78,3 +78,17 @@ def test_launch_page_refuses_a_bad_count(admin_client, sent):
     assert response.context["form"].errors == {
         "count": ["Ensure this value is greater than or equal to 1."]
     }
+
+
+@pytest.mark.abuse
+@pytest.mark.usefixtures("example_project")
+def test_the_launch_page_shows_a_few_logs_whatever_the_query(admin_client):
+    hostile = ["<script>alert(1)</script>", "x" * 100_000, "é" * 300, "\x00"] + ["a"] * 500
+
+    response = admin_client.get("/", {"task": hostile})
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    shown = page.count('class="tasklog"') + page.count('class="tasklog tasklog-refused"')
+    assert shown == views.MAX_SHOWN
+    assert "<script>alert(1)</script>" not in page
