@@ -17,6 +17,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from django.db import DatabaseError, connections, transaction
+from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from .capture.storage import fitted
@@ -27,6 +28,7 @@ from .origin import ORIGIN_HEADER, origin_fields, origin_for_publish
 logger = logging.getLogger(__name__)
 
 _TASK_ID_LENGTH = TaskLog._meta.get_field("task_id").max_length
+INSERTED_FIELDS = [field for field in TaskLog._meta.concrete_fields if not field.primary_key]
 _own_connection = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tasklog-queued")
 
 
@@ -51,6 +53,7 @@ def queued_row(headers: dict, routing_key: str | None, exchange: str | None) -> 
         "task_name": str(headers.get("task") or ""),
         "queued": now,
         "last_seen": now,
+        "flush_token": "",
         "queue": str(routing_key or exchange or ""),
         **origin_fields(headers.get(ORIGIN_HEADER) or origin_for_publish()),
     }
@@ -58,15 +61,24 @@ def queued_row(headers: dict, routing_key: str | None, exchange: str | None) -> 
 
 
 def insert_queued(row: TaskLog, alias: str) -> None:
-    """One INSERT that leaves an existing row (a retry, a started run) alone."""
-    TaskLog.objects.using(alias).bulk_create([row], ignore_conflicts=True)
+    """One INSERT that leaves an existing row (a retry, a started run) alone.
+
+    ``bulk_create(ignore_conflicts=True)`` would say the same in three round trips (it wraps the
+    statement in a transaction); ``_insert``, the statement it runs, is one, in autocommit.
+    """
+    TaskLog.objects.using(alias)._insert(
+        [row], fields=INSERTED_FIELDS, using=alias, on_conflict=OnConflict.IGNORE
+    )
 
 
 def _insert_on_own_connection(row: TaskLog, alias: str) -> None:
+    """On the helper thread, whose connection stays open between publications; a broken one
+    (the server closed it while idle) is replaced once."""
     try:
         insert_queued(row, alias)
-    finally:
+    except DatabaseError:
         connections[alias].close()
+        insert_queued(row, alias)
 
 
 def record_queued(sender=None, headers=None, routing_key=None, exchange=None, **kwargs) -> None:
