@@ -81,6 +81,11 @@ def _insert_on_own_connection(row: TaskLog, alias: str) -> None:
         insert_queued(row, alias)
 
 
+def release_connection() -> None:
+    """Close the helper thread's connections (a test database cannot be dropped while open)."""
+    _own_connection.submit(connections.close_all).result()
+
+
 def record_queued(sender=None, headers=None, routing_key=None, exchange=None, **kwargs) -> None:
     """``before_task_publish`` receiver: record a captured task as queued (see module doc)."""
     task_id = (headers or {}).get("id")

@@ -18,13 +18,20 @@ from django.utils import timezone
 
 from tasklog.checks import check_settings
 from tasklog.models import Stream, TaskLog, TaskLogLine
-from tasklog.queued import record_queued
+from tasklog.queued import record_queued, release_connection
 from tasklog.results import QUEUED, effective_state
 from tasklog.serializers import task_as_dict
 from tasklog.tasks import prune_task_logs
 from tests import harness, tasks
 
 QUEUE = "celery"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _helper_connection_closed():
+    """Publications inside a transaction keep the helper thread's connection open."""
+    yield
+    release_connection()
 
 
 def stored(task_id: str) -> list[tuple]:
