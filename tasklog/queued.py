@@ -4,11 +4,17 @@ The ``before_task_publish`` hook inserts the row (``started`` empty) with one
 ``INSERT … ON CONFLICT DO NOTHING``, so a retry or a second publication of the same id changes
 nothing. The worker's ``open_run`` makes the first real start of a queued row attempt 1.
 
-The row is written outside the publisher's transaction: published inside ``atomic()`` (or under
-``ATOMIC_REQUESTS``) on the log database, it is written by a helper thread on its own connection,
-so a rollback keeps it (the message was sent anyway: Celery publishes at once) and a failing
-write cannot break the caller's transaction. A failing write never fails ``delay()``: it is
-logged, and the worker creates the row when the task starts, as without this hook.
+The row is written by a helper thread on a connection of its own, never on the publisher's:
+
+- outside the publisher's transaction, so a rollback keeps it (the message was sent anyway:
+  Celery publishes at once) and a failing write cannot break that transaction;
+- on PostgreSQL with ``synchronous_commit`` off for that connection alone, so ``delay()`` does
+  not wait for the server's disk: a database crash in the next fraction of a second may lose the
+  row, and then the worker creates it when the task starts, as without this hook.
+
+A failing write never fails ``delay()``: it is logged, with the same fallback. One helper thread
+serves the process: concurrent publishers take turns for one short INSERT each. In a test
+case's transaction (pytest-django's ``db``), the row is written in it, so the test sees it.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from django.db import DatabaseError, connections, transaction
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
-from .capture.storage import fitted
+from .capture.storage import fitted, is_unreachable
 from .conf import settings
 from .models import TaskLog
 from .origin import ORIGIN_HEADER, origin_fields, origin_for_publish
@@ -75,10 +81,31 @@ def _insert_on_own_connection(row: TaskLog, alias: str) -> None:
     """On the helper thread, whose connection stays open between publications; a broken one
     (the server closed it while idle) is replaced once."""
     try:
+        _open_helper_connection(alias)
         insert_queued(row, alias)
-    except DatabaseError:
+    except DatabaseError as error:
+        if not is_unreachable(error):
+            raise
         connections[alias].close()
+        _open_helper_connection(alias)
         insert_queued(row, alias)
+
+
+def _open_helper_connection(alias: str) -> None:
+    """Connect if needed; a new PostgreSQL connection commits without waiting for the disk."""
+    connection = connections[alias]
+    if connection.connection is None:
+        connection.ensure_connection()
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET synchronous_commit TO off")
+
+
+def in_test_case_transaction(alias: str) -> bool:
+    """Inside only the atomic blocks a Django test case wraps each test in."""
+    connection = connections[alias]
+    blocks = connection.atomic_blocks if connection.in_atomic_block else []
+    return bool(blocks) and all(block._from_testcase for block in blocks)
 
 
 def release_connection() -> None:
@@ -93,7 +120,7 @@ def record_queued(sender=None, headers=None, routing_key=None, exchange=None, **
         return
     if not (settings.ENABLED and settings.RECORD_QUEUED and is_captured(headers.get("task"))):
         return
-    from .capture import active_capture, in_callers_transaction
+    from .capture import active_capture
 
     capture = active_capture()
     if capture is not None and capture.task_id == task_id:
@@ -101,12 +128,10 @@ def record_queued(sender=None, headers=None, routing_key=None, exchange=None, **
     alias = settings.DATABASE
     row = queued_row(headers, routing_key, exchange)
     try:
-        if in_callers_transaction(alias):
-            _own_connection.submit(_insert_on_own_connection, row, alias).result()
-        elif connections[alias].in_atomic_block:  # a test case's transaction: a savepoint
+        if in_test_case_transaction(alias):
             with transaction.atomic(using=alias):
                 insert_queued(row, alias)
         else:
-            insert_queued(row, alias)
+            _own_connection.submit(_insert_on_own_connection, row, alias).result()
     except DatabaseError as error:
         logger.warning("tasklog: task %s not recorded as queued: %s", task_id, error)
