@@ -1,10 +1,11 @@
 """The web views: the live task log page, its SSE, JSON and download endpoints, diagnostics.
 
-Every view requires an active staff user with ``tasklog.view_tasklogline`` (logs hold secrets).
+Every view asks ``may_read``: an active staff user with ``tasklog.view_tasklogline`` (logs hold
+secrets).
 Pages send other visitors to the admin login; endpoints answer them with a JSON 403. A task id
 whose URL segment does not decode (see ``urls.TaskIdConverter``) or that is unknown is a 404: a
-task is known when it has a log or a result row, so a task that has not started yet shows an
-empty log. A bad query parameter or header is a 400. The GET-only views are exempt from CSRF
+task is known when it has a log (a captured task from its publication, see ``queued``) or a
+result row. A bad query parameter or header is a 400. The GET-only views are exempt from CSRF
 (they change nothing), so any other method is a 405, not a CSRF 403.
 """
 

@@ -296,3 +296,15 @@ def test_concurrent_publications_of_one_id_make_one_row(transactional_db):
         thread.join()
 
     assert TaskLog.objects.filter(task_id="contended").count() == 1
+
+
+@pytest.mark.integration
+def test_a_task_published_from_async_code_is_recorded(transactional_db, celery_app):
+    import asyncio
+
+    async def publish_from_a_coroutine() -> str:
+        return tasks.print_numbered.delay("async", 1).id
+
+    task_id = asyncio.run(publish_from_a_coroutine())
+
+    assert TaskLog.objects.get(task_id=task_id).is_queued
