@@ -308,3 +308,20 @@ def test_a_task_published_from_async_code_is_recorded(transactional_db, celery_a
     task_id = asyncio.run(publish_from_a_coroutine())
 
     assert TaskLog.objects.get(task_id=task_id).is_queued
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_and_filters_queued_tasks(admin_client):
+    record_queued(headers=publish_headers("in-the-queue"), routing_key="reports")
+    tasks.print_numbered.apply(("ran", 1), task_id="ran")
+
+    everything = admin_client.get("/admin/tasklog/tasklog/")
+    queued = admin_client.get("/admin/tasklog/tasklog/", {"state": QUEUED})
+    detail = admin_client.get(
+        f"/admin/tasklog/tasklog/{TaskLog.objects.get(task_id='in-the-queue').pk}/change/"
+    )
+
+    assert everything.status_code == queued.status_code == detail.status_code == 200
+    assert [log.task_id for log in queued.context["cl"].result_list] == ["in-the-queue"]
+    assert f'<td class="field-state">{QUEUED}</td>' in everything.content.decode()
+    assert "reports" in detail.content.decode()
