@@ -45,7 +45,11 @@ class TaskLog(models.Model):
         _("queued"), null=True, blank=True, help_text=_("When the task was published.")
     )
     queue = models.CharField(
-        _("queue"), max_length=255, blank=True, help_text=_("Where the task was published to.")
+        _("queue"),
+        max_length=255,
+        blank=True,
+        db_default="",  # rows inserted by code that predates the column (a rolling upgrade)
+        help_text=_("Where the task was published to."),
     )
     started = models.DateTimeField(
         _("started"), null=True, blank=True, db_index=True, help_text=_("Empty while queued.")

@@ -325,3 +325,20 @@ def test_the_admin_lists_and_filters_queued_tasks(admin_client):
     assert [log.task_id for log in queued.context["cl"].result_list] == ["in-the-queue"]
     assert f'<td class="field-state">{QUEUED}</td>' in everything.content.decode()
     assert "reports" in detail.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_worker_running_the_previous_version_can_still_open_its_run():
+    """During a rolling upgrade old workers insert rows without the new columns."""
+    columns = "task_id, task_name, worker, started, last_seen, attempts, lines, dropped, " + (
+        "truncated, interrupted, launched_by, launched_by_user_id, launched_from"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO tasklog_tasklog ({columns}) "
+            "VALUES ('old-worker', 'task', 'w', %s, %s, 1, 0, 0, %s, %s, '', '', '')",
+            [timezone.now(), timezone.now(), False, False],
+        )
+
+    log = TaskLog.objects.get(task_id="old-worker")
+    assert (log.queue, log.queued, log.is_running) == ("", None, True)
