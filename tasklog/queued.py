@@ -47,7 +47,7 @@ def is_captured(task_name: str | None) -> bool:
 
     if settings.ALL_TASKS:
         return True
-    task = current_app.tasks.get(task_name) if task_name else None
+    task = current_app.tasks.get(task_name) if isinstance(task_name, str) else None
     return isinstance(task, TerminalLoggingTask)
 
 

@@ -246,6 +246,7 @@ def test_bad_queued_settings_are_check_errors(settings, name, value, check_id):
         {"task": "tests.tasks.print_numbered"},
         {"id": "unknown-task", "task": "no.such.task"},
         {"id": "no-name", "task": None},
+        {"id": "unhashable-name", "task": ["tests.tasks.print_numbered"]},
     ],
 )
 def test_malformed_publications_record_nothing_and_raise_nothing(headers):

@@ -74,11 +74,14 @@ def test_a_task_not_known_yet_renders_a_pending_component_that_waits_for_it():
     assert config["lines"] == []
 
 
-def test_a_page_without_a_request_in_its_context_is_refused():
+def test_a_page_without_a_request_or_its_user_is_refused():
     make_log(messages=["secret line"])
-    html = Template("{% load tasklog %}{% tasklog_live id %}").render(Context({"id": TASK_ID}))
+    template = Template("{% load tasklog %}{% tasklog_live id %}")
+    without_user = RequestFactory().get("/")
 
-    assert REFUSAL in html and "secret line" not in html
+    for context in ({"id": TASK_ID}, {"id": TASK_ID, "request": without_user}):
+        html = template.render(Context(context))
+        assert REFUSAL in html and "secret line" not in html
 
 
 @pytest.mark.abuse

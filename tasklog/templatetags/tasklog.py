@@ -27,7 +27,11 @@ def tasklog_live(context, task_id) -> dict:
     request = context.get("request")
     task_id = str(task_id)
     refused = {"with_assets": True, "refused": _("You may not read the log of this task.")}
-    if request is None or not 0 < len(task_id) <= MAX_TASK_ID_LENGTH or "\x00" in task_id:
+    if (
+        not hasattr(request, "user")
+        or not 0 < len(task_id) <= MAX_TASK_ID_LENGTH
+        or "\x00" in task_id
+    ):
         return refused
     log = TaskLog.objects.find(task_id)
     if not may_read(request, log):
