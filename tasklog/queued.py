@@ -12,15 +12,18 @@ The row is written by a helper thread on a connection of its own, never on the p
   not wait for the server's disk: a database crash in the next fraction of a second may lose the
   row, and then the worker creates it when the task starts, as without this hook.
 
-A failing write never fails ``delay()``: it is logged, with the same fallback. One helper thread
-serves the process: concurrent publishers take turns for one short INSERT each. In a test
+A failing write never fails ``delay()``: it is logged, with the same fallback; ``delay()`` waits
+for the row ``WRITE_TIMEOUT`` seconds at most. One helper thread serves the process (a forked
+child gets its own): concurrent publishers take turns for one short INSERT each. In a test
 case's transaction (pytest-django's ``db``), the row is written in it, so the test sees it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as WriteTimedOut
 
 from django.db import DatabaseError, connections, transaction
 from django.db.models.constants import OnConflict
@@ -35,7 +38,18 @@ logger = logging.getLogger(__name__)
 
 _TASK_ID_LENGTH = TaskLog._meta.get_field("task_id").max_length
 INSERTED_FIELDS = [field for field in TaskLog._meta.concrete_fields if not field.primary_key]
+WRITE_TIMEOUT = 5.0  # seconds delay() waits at most for the row; then it goes on without it
 _own_connection = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tasklog-queued")
+
+
+def _new_helper_in_forked_child() -> None:
+    """A forked child (prefork pool, gunicorn) has no copy of the parent's helper thread: an
+    executor it inherited would never run the INSERT. It gets one of its own."""
+    global _own_connection
+    _own_connection = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tasklog-queued")
+
+
+os.register_at_fork(after_in_child=_new_helper_in_forked_child)
 
 
 def is_captured(task_name: str | None) -> bool:
@@ -132,6 +146,6 @@ def record_queued(sender=None, headers=None, routing_key=None, exchange=None, **
             with transaction.atomic(using=alias):
                 insert_queued(row, alias)
         else:
-            _own_connection.submit(_insert_on_own_connection, row, alias).result()
-    except DatabaseError as error:
+            _own_connection.submit(_insert_on_own_connection, row, alias).result(WRITE_TIMEOUT)
+    except (DatabaseError, WriteTimedOut) as error:
         logger.warning("tasklog: task %s not recorded as queued: %s", task_id, error)

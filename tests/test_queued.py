@@ -343,3 +343,24 @@ def test_a_worker_running_the_previous_version_can_still_open_its_run():
 
     log = TaskLog.objects.get(task_id="old-worker")
     assert (log.queue, log.queued, log.is_running) == ("", None, True)
+
+
+@pytest.mark.integration
+def test_a_forked_child_records_its_publications(transactional_db, celery_app):
+    """Prefork workers and preforking web servers fork after the parent used the helper."""
+    import os
+
+    record_queued(headers=publish_headers("from-the-parent"), routing_key="q")
+    connection.close()  # the child must not share the parent's socket
+    release_connection()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child reports through its exit status)
+        try:
+            record_queued(headers=publish_headers("from-the-child"), routing_key="q")
+            recorded = TaskLog.objects.filter(task_id="from-the-child").exists()
+        finally:
+            os._exit(0 if recorded else 1)
+    _pid, status = os.waitpid(child, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert TaskLog.objects.filter(task_id__startswith="from-the-").count() == 2
