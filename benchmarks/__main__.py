@@ -13,9 +13,9 @@ import os
 import subprocess
 import sys
 
-BENCHMARKS = ("throughput", "latency", "biglogs", "concurrency", "ingest")
+BENCHMARKS = ("throughput", "latency", "biglogs", "concurrency", "ingest", "publish")
 # COPY, generate_series, PostgreSQL's own database creation: these run on PostgreSQL only.
-POSTGRESQL_ONLY = frozenset(("throughput", "latency", "biglogs", "concurrency"))
+POSTGRESQL_ONLY = frozenset(("throughput", "latency", "biglogs", "concurrency", "publish"))
 
 
 def database_urls(name: str) -> list[str | None]:

@@ -34,7 +34,7 @@ from django.utils.translation import ngettext
 from .access import PERMISSION as READ_LINES_PERMISSION
 from .models import AccessToken, TaskLog, TaskLogLine
 from .paginators import EstimatedCountPaginator
-from .results import INTERRUPTED, effective_state, results_by_task_id
+from .results import INTERRUPTED, QUEUED, effective_state, results_by_task_id
 from .tokens import revoke_tokens, scope_of, status_of
 
 
@@ -97,13 +97,18 @@ class StateFilter(admin.SimpleListFilter):
     result_limit = 10_000
 
     def lookups(self, request, model_admin):
-        interrupted = [(INTERRUPTED, _("INTERRUPTED (the worker died)"))]
+        ours = [
+            (QUEUED, _("QUEUED (waiting for a worker)")),
+            (INTERRUPTED, _("INTERRUPTED (the worker died)")),
+        ]
         if not apps.is_installed("django_celery_results"):
-            return interrupted
-        return [(state, state) for state in self.result_states] + interrupted
+            return ours
+        return [(state, state) for state in self.result_states] + ours
 
     def queryset(self, request, queryset):
         state = self.value()
+        if state == QUEUED:
+            return queryset.queued()
         if state == INTERRUPTED:
             return queryset.filter(interrupted=True)
         if state in self.result_states:
@@ -138,6 +143,7 @@ class TaskLogAdmin(ReadOnlyLogAdmin):
         "lines",
         "dropped",
         "truncated",
+        "queued",
         "started",
         "duration",
         "worker",
@@ -166,7 +172,20 @@ class TaskLogAdmin(ReadOnlyLogAdmin):
     last_lines_count = 50
     fieldsets = (
         (None, {"fields": ("task_id", "live_view", "task_name", "state", "worker", "attempts")}),
-        (_("Timing"), {"fields": ("started", "finished", "duration", "last_seen", "interrupted")}),
+        (
+            _("Timing"),
+            {
+                "fields": (
+                    "queued",
+                    "queue",
+                    "started",
+                    "finished",
+                    "duration",
+                    "last_seen",
+                    "interrupted",
+                )
+            },
+        ),
         (_("Lines"), {"fields": ("lines", "dropped", "truncated", "search_lines")}),
         (
             _("Launched by"),

@@ -105,6 +105,11 @@ def whole_seconds(value: Any) -> int:
     return positive_int(value, MAX_SECONDS)
 
 
+def seconds_or_off(value: Any) -> int:
+    """A whole number of seconds; 0 switches off what it limits."""
+    return non_negative_int(value, MAX_SECONDS)
+
+
 def flush_interval(value: Any) -> float:
     return positive_float(value, MAX_FLUSH_INTERVAL)
 
@@ -197,6 +202,10 @@ OPTIONS: dict[str, Option] = {
     "RETENTION_DAYS": Option(30, days, "Days logs are kept; 0 keeps them forever."),
     "PRUNE_SCHEDULE": Option("30 3 * * *", crontab_or_off, "Crontab of the periodic prune."),
     "STALE_AFTER": Option(600, whole_seconds, "Seconds of silence before a run is interrupted."),
+    "RECORD_QUEUED": Option(True, parse_bool, "Record a captured task when it is published."),
+    "QUEUE_TIMEOUT": Option(
+        86_400, seconds_or_off, "Seconds a task may wait in its queue; 0: forever."
+    ),
     "DATABASE": Option("default", database_alias, "Database alias holding the log tables."),
     "ACCESS": Option(
         "tasklog.access.staff_with_permission",

@@ -7,6 +7,7 @@ A task's state is not stored here: it comes from django-celery-results' ``TaskRe
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings as django_settings
 from django.db import models
@@ -31,7 +32,8 @@ class Level(models.IntegerChoices):
 
 
 class TaskLog(models.Model):
-    """One row per task id; retries and redeliveries are further attempts of the same row."""
+    """One row per task id, from its publication (``queued``) or its start; retries and
+    redeliveries are further attempts of the same row."""
 
     task_id = models.CharField(
         _("task id"), max_length=255, unique=True, help_text=_("Celery id of the task.")
@@ -40,7 +42,19 @@ class TaskLog(models.Model):
     worker = models.CharField(
         _("worker"), max_length=255, blank=True, help_text=_("Hostname of the last worker.")
     )
-    started = models.DateTimeField(_("started"), db_index=True)
+    queued = models.DateTimeField(
+        _("queued"), null=True, blank=True, help_text=_("When the task was published.")
+    )
+    queue = models.CharField(
+        _("queue"),
+        max_length=255,
+        blank=True,
+        db_default="",  # rows inserted by code that predates the column (a rolling upgrade)
+        help_text=_("Where the task was published to."),
+    )
+    started = models.DateTimeField(
+        _("started"), null=True, blank=True, db_index=True, help_text=_("Empty while queued.")
+    )
     finished = models.DateTimeField(
         _("finished"), null=True, blank=True, help_text=_("Empty while the task runs.")
     )
@@ -102,14 +116,26 @@ class TaskLog(models.Model):
         return f"{self.task_name or _('task')} {self.task_id}"
 
     @property
+    def is_queued(self) -> bool:
+        """Published, not started: a worker has not taken it (yet)."""
+        return self.started is None and self.finished is None
+
+    @property
     def is_running(self) -> bool:
-        return self.finished is None and not self.interrupted
+        return self.started is not None and self.finished is None and not self.interrupted
 
     @property
     def duration(self):
-        if self.finished is None:
+        if self.finished is None or self.started is None:
             return None
         return self.finished - self.started
+
+    @property
+    def queue_wait(self):
+        """How long the task waited for a worker, once it started."""
+        if self.queued is None or self.started is None:
+            return None
+        return max(self.started - self.queued, timedelta(0))
 
 
 class TaskLogLine(models.Model):

@@ -161,12 +161,28 @@ def task_header(log, result) -> str:
     rows = [
         ("Task", safe(f"{log.task_name or '-'} [{log.task_id}]")),
         ("State", safe(effective_state(log, result))),
+        *[(name, safe(value)) for name, value in queue_rows(log)],
         ("Started", local_time(log.started)),
         ("Duration", format_duration(log.duration)),
         ("Lines", f"{log.lines} ({log.dropped} dropped)"),
         ("Truncated", "yes" if log.truncated else "no"),
     ]
     return tabulate(rows, tablefmt="plain")
+
+
+def queue_rows(log) -> list[tuple[str, str]]:
+    """When and where a task recorded at publication was queued, and how long it waited."""
+    if log.queued is None:
+        return []
+    return [
+        ("Queued", f"{local_time(log.queued)} ({log.queue or '?'})"),
+        ("Queue wait", format_duration(log.queue_wait)),
+    ]
+
+
+def waiting_note(log) -> str:
+    """What a follower says while the task waits for a worker."""
+    return f"Waiting in queue {log.queue or '?'} since {local_time(log.queued)}..."
 
 
 def json_chunks(log, result, line_pages: Iterable[list]) -> Iterator[str]:

@@ -6,8 +6,8 @@ task for anyone, a bearer token reads as its user on the endpoints only. Diagnos
 staff-only. Pages send anonymous visitors to the admin login; endpoints answer with a JSON
 403 (401 for a bad token). Refused requests never learn whether a task exists; for a reader a
 task id whose URL segment does not decode (see ``urls.TaskIdConverter``) or that is unknown is
-a 404: a task is known when it has a log or a result row, so a task that has not started yet
-shows an empty log. A bad query parameter or header is a 400. The GET-only views are exempt
+a 404: a task is known when it has a log (a captured task from its publication, see
+``queued``) or a result row. A bad query parameter or header is a 400. The GET-only views are exempt
 from CSRF (they change nothing), so any other method is a 405, not a CSRF 403.
 """
 
@@ -38,21 +38,17 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from . import access, shares, sse, tokens
 from .diagnostics import FAIL, run_diagnostics
+from .live import PAGE_SIZE, component_context
 from .models import TaskLog, TaskLogLine
 from .pooled import in_pool
 from .results import result_for
 from .serializers import line_as_dict, line_as_text, task_as_dict
 
-PAGE_SIZE = 500
 MAX_LIMIT = 5000
 MAX_SEQ = 2_147_483_647
 MAX_DIGITS = len(str(MAX_SEQ))
 DOWNLOAD_PAGE_SIZE = 2000
 EVENT_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-# What tasklog.js removes too: CSI (colours, cursor moves), OSC (titles, links), lone ESCs.
-ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b")
 
 
 NOT_READABLE = _lazy("You may not read this task's log, or there is no such task.")
@@ -204,45 +200,19 @@ def bad_request(error: BadParameter) -> JsonResponse:
 
 @reader_view
 def task_log(request, task_id: str):
-    """The page: the last lines are in the HTML itself, so it reads without its script."""
+    """The page: the live component (``live.py``) in the admin's frame."""
     log, result = task_or_404(task_id)
-    task = task_as_dict(log, result)
-    lines = TaskLogLine.objects.for_task(task_id).tail(PAGE_SIZE)
-    line_dicts = [line_as_dict(line) for line in lines]
-    rendered = [
-        line | {"clock": clock_time(line), "text": without_escapes(line["message"])}
-        for line in line_dicts
-    ]
     share = request.GET.get(shares.QUERY_PARAMETER)
     shared = share is not None and shares.admits(share, log)
-    client_data = {
-        "task": task,
-        "lines": line_dicts,
-        "has_earlier": len(lines) == PAGE_SIZE and lines[0].seq > 1,
-        "page_size": PAGE_SIZE,
-        "events_url": endpoint_url("tasklog:task_log_events", task_id, share if shared else None),
-        "lines_url": endpoint_url("tasklog:task_log_lines", task_id, share if shared else None),
-    }
+    component = component_context(task_id, log, result, share=share if shared else None)
     context = {
-        "download_url": endpoint_url(
-            "tasklog:task_log_download", task_id, share if shared else None
-        ),
-        "share_url": None if shared or log is None else share_url(request, log),
         **admin.site.each_context(request),
         "is_nav_sidebar_enabled": False,
-        "title": task["task_name"] or task_id,
-        "task": task,
-        "log": log,
-        "lines": rendered,
-        "client_data": client_data,
+        "title": component["task"]["task_name"] or task_id,
+        "share_url": None if shared or log is None else share_url(request, log),
+        **component,
     }
     return render(request, "tasklog/task_log.html", context)
-
-
-def endpoint_url(name: str, task_id: str, share: str | None) -> str:
-    """The URL of one of the task's endpoints, carrying the share token the page was opened with."""
-    url = reverse(name, args=[task_id])
-    return f"{url}?{urlencode({shares.QUERY_PARAMETER: share})}" if share else url
 
 
 def share_url(request, log: TaskLog) -> str:
@@ -250,16 +220,6 @@ def share_url(request, log: TaskLog) -> str:
     page = reverse("tasklog:task_log", args=[log.task_id])
     query = urlencode({shares.QUERY_PARAMETER: shares.share_token(log)})
     return request.build_absolute_uri(f"{page}?{query}")
-
-
-def without_escapes(message: str) -> str:
-    """The message as the page shows it before its script runs: text without escape codes."""
-    return ESCAPES.sub("", message)
-
-
-def clock_time(line: dict) -> str:
-    """``HH:MM:SS.mmm`` of a line (UTC), as the server-rendered page shows it."""
-    return line["timestamp"][11:23] if line["timestamp"] else ""
 
 
 def retry_on_database_error(view):

@@ -119,6 +119,7 @@ def test_the_prune_task_deletes_expired_logs_and_closes_dead_runs():
     aged("done", days=0.01)
     assert prune_task_logs.apply(kwargs={"batch_size": 2}).get() == {
         "interrupted": 1,
+        "never_started": 0,
         "logs": 1,
         "lines": 3,
     }

@@ -34,7 +34,7 @@ def url(name: str, task_id: str = TASK_ID) -> str:
 def page_data(response) -> dict:
     """The JSON the page hands to tasklog.js."""
     html = response.content.decode()
-    start = html.index('<script id="tasklog-data" type="application/json">')
+    start = html.index('<script type="application/json">')
     body = html[html.index(">", start) + 1 : html.index("</script>", start)]
     return json.loads(body)
 

@@ -15,8 +15,9 @@ from tasklog.management.arguments import (
     count,
     seconds,
 )
-from tasklog.models import TaskLogLine
+from tasklog.models import TaskLog, TaskLogLine
 from tasklog.portable import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TIMEOUT
+from tasklog.results import QUEUED
 
 
 class Command(BaseCommand):
@@ -48,8 +49,12 @@ class Command(BaseCommand):
             after = reading.seq_before_tail(lines, tail)
         follower = LogFollower(task_id, after=after, poll_interval=interval, using=database)
         try:
-            if follower.current_state()[0] == states.PENDING:
+            state = follower.current_state()[0]
+            if state == states.PENDING:
                 self.stderr.write(f"Waiting for task {shown_id} to start...")
+            elif state == QUEUED:
+                log = TaskLog.objects.using(database).find(task_id)
+                self.stderr.write(f"Task {shown_id}: {terminal.safe(reading.waiting_note(log))}")
             for page in follower.pages(timeout):
                 for line in page:
                     self.stdout.write(
