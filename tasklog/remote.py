@@ -113,6 +113,8 @@ class RemoteFollower:
                     return
                 lost = False
             except (httpx.TransportError, httpx_sse.SSEError, BadEvent) as error:
+                if deadline is not None and self.clock() >= deadline:
+                    raise RemoteTimeout(self.state) from None  # cut short by --timeout: not lost
                 if not lost:  # the server went away or sent something else: come back
                     self.on_lost(error)
                     lost = True
