@@ -59,6 +59,7 @@ def lines_table_locked():
         holder.join()
 
 
+@pytest.mark.postgresql  # LOCK TABLE ... IN EXCLUSIVE MODE (writes wait, reads do not)
 def test_sse_and_follow_wait_for_the_last_lines_under_all_tasks(worker_factory):
     from tests.tasks import plain_burst
 
