@@ -2,14 +2,18 @@
 remote follower (``tasklog-follow`` runs on a laptop without the site's settings).
 
 How a task id appears in a URL segment, how a line reads as plain text and which colour it
-gets, and what a follower's exit status means.
+gets, what a follower's exit status means, and how a command ends when its reader is gone.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
+import os
 import re
+import signal
+import sys
 
 VERBATIM_TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+=\-]{0,254}")
 ENCODED_MARKER = "~"
@@ -20,6 +24,24 @@ EXIT_FAILED = 1
 EXIT_TIMEOUT = 2
 EXIT_REFUSED = 3
 EXIT_INTERRUPTED = 130
+EXIT_READER_GONE = 128 + signal.SIGPIPE  # 141: what a shell reports for `cat big | head`
+
+
+@contextlib.contextmanager
+def quiet_when_reader_leaves():
+    """End with ``EXIT_READER_GONE`` and no traceback when standard output's reader leaves.
+
+    ``tasklog_show ID | head`` closes the pipe after ten lines; the next write raises
+    ``BrokenPipeError``. Standard output then points at /dev/null, so that the interpreter's
+    last flush of it at exit cannot fail again (the recipe in Python's ``signal`` docs).
+    Usable as a decorator too.
+    """
+    try:
+        yield
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(EXIT_READER_GONE) from None
 
 
 def task_id_segment(task_id: str) -> str:

@@ -36,6 +36,7 @@ from .portable import (
     EXIT_TIMEOUT,
     SUCCESSFUL_STATES,
     plain_text,
+    quiet_when_reader_leaves,
     style_name,
     task_id_segment,
 )
@@ -240,12 +241,14 @@ def follow(
     return status, f"Task {shown(task_id)} ended: {shown(follower.state)}."
 
 
+@quiet_when_reader_leaves()
 def main(argv: list[str] | None = None) -> int:
     """``tasklog-follow --url https://site/tasklog/ TASK_ID``: the console script."""
     parser = argparse.ArgumentParser(
         prog="tasklog-follow",
         description="Print a task's log from a tasklog site like tail -f until the task ends. "
-        "Exit status: 0 success, 1 failure, 2 timeout, 3 refused, 130 interrupted.",
+        "Exit status: 0 success, 1 failure, 2 timeout, 3 refused, 130 interrupted, "
+        "141 output closed.",
     )
     parser.add_argument("task_id", help="Celery task id; the task need not have started.")
     parser.add_argument("--url", required=True, help="The site's tasklog URL prefix.")

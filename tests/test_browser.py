@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,24 @@ def test_the_page_shows_its_lines_when_its_script_does_not_load(live_server_url,
     assert page.locator(".tasklog-lines script").count() == 0
     assert page.dialogs == []
     screenshot(page, "tasklog-without-script.png")
+
+
+def test_queued_and_started_are_shown_in_the_readers_time_zone(live_server_url, browser_page):
+    """Found in the first-time trial: Queued was in the server's time zone, Started the reader's."""
+    page = browser_page.context.browser.new_page(timezone_id="Asia/Kolkata")  # UTC+05:30
+    queued = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    outside_the_browser_loop(
+        make_log,
+        messages=["one"],
+        queued=queued,
+        queue="reports",
+        started=queued + timedelta(seconds=2),
+    )
+    log_in(page, live_server_url, reverse("tasklog:task_log", args=[TASK_ID]))
+    local = page.evaluate("iso => new Date(iso).toLocaleString()", queued.isoformat())
+    assert "8:34:05" in local  # 03:04:05 UTC read in Kolkata
+    expect(page.locator("[data-field=queued]")).to_have_text(f"{local} (reports)")
+    started = page.evaluate(
+        "iso => new Date(iso).toLocaleString()", (queued + timedelta(seconds=2)).isoformat()
+    )
+    expect(page.locator("[data-field=started]")).to_have_text(started)

@@ -16,7 +16,12 @@ from tasklog.management.arguments import (
     seconds,
 )
 from tasklog.models import TaskLog, TaskLogLine
-from tasklog.portable import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TIMEOUT
+from tasklog.portable import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_TIMEOUT,
+    quiet_when_reader_leaves,
+)
 from tasklog.results import QUEUED
 
 
@@ -38,6 +43,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--token", help="API token for --url (default: $TASKLOG_TOKEN).")
 
+    @quiet_when_reader_leaves()
     def handle(self, *args, task_id, tail, timeout, interval, raw, database, url, token, **options):
         if url:
             return self.follow_remote(url, token, task_id, tail=tail, timeout=timeout)

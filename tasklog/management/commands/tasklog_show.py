@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tasklog import reading, terminal
 from tasklog.management.arguments import add_database_argument, add_raw_argument, count
 from tasklog.models import Stream, TaskLog, TaskLogLine
+from tasklog.portable import quiet_when_reader_leaves
 from tasklog.results import effective_state, result_for, results_by_task_id
 
 
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         add_raw_argument(parser)
         add_database_argument(parser)
 
+    @quiet_when_reader_leaves()
     def handle(self, *args, task_id, database, **options):
         self.clean = terminal.text_filter(raw=options["raw"], style=self.style)
         if options["list"] or not task_id:

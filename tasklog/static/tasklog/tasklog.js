@@ -276,6 +276,10 @@
     this.field("progress").textContent = task.progress === null ? "—" : task.progress + "%";
     if (task.duration !== null) this.field("duration").textContent = task.duration.toFixed(1) + " s";
     if (task.started) this.field("started").textContent = localMoment(task.started);
+    if (task.queued) {  // in the reader's time zone, as "started" is, not the server's
+      this.field("queued").textContent = localMoment(task.queued) + " (" + (task.queue || "?") + ")";
+      this.field("waiting-since").textContent = localMoment(task.queued);
+    }
     if (task.queue_wait !== null) this.field("queue-wait").textContent = task.queue_wait.toFixed(1) + " s";
     this.field("waiting").hidden = task.state !== "QUEUED";
     this.field("attempts").textContent = task.attempts;
