@@ -39,9 +39,14 @@ def pytest_collection_modifyitems(config, items) -> None:
 @pytest.fixture(autouse=True)
 def _integration_services(request):
     if request.node.get_closest_marker("integration") is None:
+        yield
         return
     harness.require_services()
     harness.flush_broker()
+    yield
+    from tasklog.queued import release_connection
+
+    release_connection()  # the publisher's helper connection: the test database must be droppable
 
 
 @pytest.fixture

@@ -66,3 +66,44 @@ def finished(database: sqlite3.Connection, ids: list[str]) -> int:
         f"SELECT COUNT(*) FROM tasklog_tasklog WHERE finished IS NOT NULL AND task_id IN ({marks})"
     )
     return database.execute(query, ids).fetchone()[0]
+
+
+def test_a_task_in_a_worker_on_sqlite_calling_tasks_inside_its_own_transaction_keeps_it(
+    worker_factory, sqlite_file
+):
+    """Issue 11 on the embedded default: the task's own transaction (which holds SQLite's one
+    write lock) survives a direct and an eager call, and both logs are stored after it commits."""
+    env = {"DATABASE_URL": f"sqlite:///{sqlite_file}", "TASKLOG_WORKER_DATABASE_NAME": sqlite_file}
+    worker = worker_factory(pool="prefork", concurrency=1, env=env)
+
+    outer = tasks.call_tasks_in_a_transaction.delay("sqlite group").id
+
+    database = sqlite3.connect(sqlite_file, timeout=30)
+    deadline = time.monotonic() + 60
+    while not logs_closed(database, outer):
+        if time.monotonic() > deadline:
+            pytest.fail("worker's output:\n" + worker.output()[-3000:])
+        time.sleep(0.2)
+    assert database.execute("SELECT name FROM auth_group").fetchall() == [("sqlite group",)]
+    assert stored_messages(database, outer) == ["before", "direct 1 out", "after"]
+    (inner,) = database.execute(
+        "SELECT task_id FROM tasklog_tasklog WHERE task_id != ?", [outer]
+    ).fetchone()
+    deadline = time.monotonic() + 30
+    while stored_messages(database, inner) != ["eager 1 out"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert stored_messages(database, inner) == ["eager 1 out"]
+
+
+def logs_closed(database: sqlite3.Connection, task_id: str) -> bool:
+    row = database.execute(
+        "SELECT finished FROM tasklog_tasklog WHERE task_id = ?", [task_id]
+    ).fetchone()
+    return row is not None and row[0] is not None
+
+
+def stored_messages(database: sqlite3.Connection, task_id: str) -> list[str]:
+    rows = database.execute(
+        "SELECT message FROM tasklog_tasklogline WHERE task_id = ? ORDER BY seq", [task_id]
+    ).fetchall()
+    return [message for (message,) in rows]
