@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
+
 from django.utils import timezone
 
 from .results import effective_state, is_complete, is_interrupted, progress_of
+from .sections import is_error, line_kind
+
+_WORD = re.compile(r"[\w.:/@+-]+")
 
 
 def _iso(moment) -> str | None:
@@ -37,17 +44,49 @@ def task_as_dict(log, result) -> dict:
     }
 
 
-def line_as_dict(line) -> dict:
-    return {
+def line_as_dict(line, place: tuple[str, int, int] | None = None) -> dict:
+    """A line for JSON readers; ``place`` is its ``(kind, depth, group)`` among the sections
+    (``sections.placed``): without it, depth and group are null."""
+    kind, depth, group = place or (line_kind(line.stream, line.message), None, None)
+    data = {
         "seq": line.seq,
         "timestamp": _iso(line.timestamp),
         "stream": line.stream,
         "level": line.level_name,
+        "logger": line.logger,
+        "extra": line.extra,
         "message": line.message,
+        "kind": kind,
+        "depth": depth,
+        "group": group,
+        "error": is_error(line),
     }
+    if hasattr(line, "match"):
+        data["match"] = bool(line.match)
+    return data
 
 
-def line_as_text(line) -> str:
-    """``<timestamp> <stream>[:<level>] <message>``: one line of the text download."""
+def extra_as_text(extra: dict | None) -> str:
+    """`` key=value key2="a b"``: a record's extra fields beside its line; values that are
+    not single words are JSON-quoted, so the text stays one unambiguous line."""
+    if not extra:
+        return ""
+    parts = []
+    for key, value in extra.items():
+        parts.append(f"{_word_or_json(key)}={_word_or_json(value)}")
+    return " " + " ".join(parts)
+
+
+def _word_or_json(value) -> str:
+    return value if isinstance(value, str) and _WORD.fullmatch(value) else json.dumps(value)
+
+
+def line_as_text(line, clean: Callable[[str], str] = str) -> str:
+    """``<timestamp> <stream>[:<level>] [<logger>] <message> key=value``: a line of the download.
+
+    ``clean`` is applied to the message (the download strips escape sequences by default).
+    """
     label = f"{line.stream}:{line.level_name}" if line.level is not None else line.stream
-    return f"{line.timestamp.isoformat()} {label} {line.message}\n"
+    logger = f" [{line.logger}]" if line.logger else ""
+    message = clean(line.message) + extra_as_text(line.extra)
+    return f"{line.timestamp.isoformat()} {label}{logger} {message}\n"

@@ -183,7 +183,10 @@ class TestLinesEndpoint:
 
     def test_line_shape(self, reader, log):
         line = self.get(reader, limit=1).json()["lines"][0]
-        assert set(line) == {"seq", "timestamp", "stream", "level", "message"}
+        assert set(line) == {
+            *("seq", "timestamp", "stream", "level", "logger", "extra", "message"),
+            *("kind", "depth", "group", "error"),
+        }
         assert line["timestamp"].endswith("+00:00")
 
     def test_caught_up_keeps_next_after(self, reader, log):
