@@ -241,7 +241,7 @@ class TestDownload:
         assert [line.split(" ", 2)[1:] for line in text.splitlines()] == [
             ["stdout", "first"],
             ["stdout", XSS],
-            ["stdout", "\x1b[31mred\x1b[0m"],
+            ["stdout", "red"],
         ]
 
     def test_log_lines_carry_their_level(self, reader):
