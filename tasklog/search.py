@@ -29,6 +29,8 @@ except ImportError:  # pragma: no cover - Python 3.10 and older
 MAX_QUERY_LENGTH = 1000
 MAX_LOGGER_LENGTH = 255
 MAX_UNBOUNDED_REPEATS = 4
+MAX_CONTEXT = 1000
+"""Lines of context around a hit, on each side, that a reader may ask for."""
 SEARCH_SECONDS = 5.0
 """How long one search query may run before it is abandoned."""
 LEVEL_RANGE = (0, 32767)

@@ -13,6 +13,8 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
 
 from django.db.models import Q
 
@@ -53,55 +55,108 @@ def is_error(line) -> bool:
 class OpenGroup:
     seq: int
     title: str
-    started: object = None  # the timestamp of its first line, when known
+    started: datetime | None = None  # the timestamp of its first line
 
     def as_dict(self) -> dict:
         return {"seq": self.seq, "title": self.title}
 
 
+class Place(NamedTuple):
+    """Where a line sits among the sections.
+
+    ``depth`` counts the groups the line is inside (a group's own start and end lines sit at
+    the depth of the group around them); ``group`` is the seq of the innermost one, 0 at the
+    top; ``closed`` is the group that a ``group_end`` line closes.
+    """
+
+    kind: str
+    depth: int
+    group: int
+    closed: OpenGroup | None = None
+
+
 @dataclass
 class SectionTracker:
-    """Follows the group stack line by line; ``place(line)`` says where a line sits in it."""
+    """Follows the group stack line by line."""
 
     stack: list[OpenGroup] = field(default_factory=list)
 
-    def place(self, seq: int, stream: str, message: str, timestamp=None) -> tuple[str, int, int]:
-        """``(kind, depth, group)`` of a line, then the stack moves past it.
-
-        ``depth`` counts the groups the line is inside (a group's own start and end lines sit
-        at the depth of the group around them); ``group`` is the seq of the innermost one, 0
-        at the top.
-        """
+    def place(self, seq: int, stream: str, message: str, timestamp=None) -> Place:
+        """Where the line sits; then the stack moves past it."""
         kind = line_kind(stream, message)
+        closed = None
         if kind == GROUP_END_KIND and self.stack:
-            self.stack.pop()
+            closed = self.stack.pop()
         elif kind == ATTEMPT_KIND:
             self.stack.clear()
-        depth, group = len(self.stack), self.stack[-1].seq if self.stack else 0
+        place = Place(kind, len(self.stack), self.stack[-1].seq if self.stack else 0, closed)
         if kind == GROUP_START_KIND:
             self.stack.append(OpenGroup(seq, group_title(message), timestamp))
-        return kind, depth, group
+        return place
 
     def open_groups(self) -> list[dict]:
         return [group.as_dict() for group in self.stack]
 
 
-def tracker_before(lines, seq: int) -> SectionTracker:
-    """The group stack just before line ``seq`` of ``lines`` (a task's unfiltered lines)."""
-    tracker = SectionTracker()
-    for line_seq, stream, message in section_lines(lines.before(seq)):
-        tracker.place(line_seq, stream, message)
-    return tracker
-
-
-def section_lines(lines) -> Iterator[tuple[int, str, str]]:
-    """``(seq, stream, message)`` of the lines that open or close a section, in seq order."""
+def section_lines(lines) -> Iterator[tuple[int, str, str, datetime]]:
+    """``(seq, stream, message, timestamp)`` of the lines that open or close a section."""
     return (
         lines.sections()
         .order_by("seq")
-        .values_list("seq", "stream", "message")
+        .values_list("seq", "stream", "message", "timestamp")
         .iterator(chunk_size=2000)
     )
+
+
+class Placer:
+    """Places pages of lines, read in ascending seq order, among the sections of their log.
+
+    ``lines`` are the task's lines before any filter: a page of search hits is placed among the
+    group lines between the hits too. Only the lines that open or close a section are read
+    (through the partial index), from the start of the log for the first page and then only
+    between one page and the next.
+    """
+
+    def __init__(self, lines):
+        self.lines = lines
+        self.tracker: SectionTracker | None = None
+        self.placed_through = 0
+        self.open_at_start: list[dict] = []
+
+    def place(self, page: list) -> list[tuple]:
+        """``[(line, Place), ...]`` for a page whose lines all follow the previous page's."""
+        if not page:
+            return []
+        if self.tracker is None:
+            self.tracker = SectionTracker()
+            self._advance(page[0].seq - 1)
+            self.open_at_start = self.tracker.open_groups()
+        between = iter(
+            list(section_lines(self.lines.after(self.placed_through).before(page[-1].seq + 1)))
+        )
+        upcoming = next(between, None)
+        result = []
+        for line in page:
+            while upcoming is not None and upcoming[0] < line.seq:
+                self.tracker.place(*upcoming)
+                upcoming = next(between, None)
+            if upcoming is not None and upcoming[0] == line.seq:
+                upcoming = next(between, None)
+            place = self.tracker.place(line.seq, line.stream, line.message, line.timestamp)
+            result.append((line, place))
+        self.placed_through = page[-1].seq
+        return result
+
+    def _advance(self, through: int) -> None:
+        for section_line in section_lines(self.lines.before(through + 1)):
+            self.tracker.place(*section_line)
+        self.placed_through = through
+
+
+def placed(page: list, lines) -> tuple[list[tuple], list[dict]]:
+    """``sections.Placer`` for one page: its lines placed, and the groups open before it."""
+    placer = Placer(lines)
+    return placer.place(page), placer.open_at_start
 
 
 @contextlib.contextmanager
@@ -116,24 +171,3 @@ def group(title: str) -> Iterator[None]:
         yield
     finally:
         print(GROUP_END, flush=True)
-
-
-def placed(page: list, lines) -> tuple[list[tuple], list[dict]]:
-    """Where each line of ``page`` sits: ``[(line, (kind, depth, group)), ...]``, and the groups
-    open before its first line. ``lines`` are the task's lines before any filter: a page of
-    search hits is placed among the group lines between the hits too."""
-    if not page:
-        return [], []
-    tracker = tracker_before(lines, page[0].seq)
-    open_at_start = tracker.open_groups()
-    between = section_lines(lines.after(page[0].seq - 1).before(page[-1].seq + 1))
-    upcoming = next(between, None)
-    result = []
-    for line in page:
-        while upcoming is not None and upcoming[0] < line.seq:
-            tracker.place(*upcoming)
-            upcoming = next(between, None)
-        if upcoming is not None and upcoming[0] == line.seq:
-            upcoming = next(between, None)
-        result.append((line, tracker.place(line.seq, line.stream, line.message)))
-    return result, open_at_start

@@ -44,10 +44,10 @@ def task_as_dict(log, result) -> dict:
     }
 
 
-def line_as_dict(line, place: tuple[str, int, int] | None = None) -> dict:
-    """A line for JSON readers; ``place`` is its ``(kind, depth, group)`` among the sections
-    (``sections.placed``): without it, depth and group are null."""
-    kind, depth, group = place or (line_kind(line.stream, line.message), None, None)
+def line_as_dict(line, place=None) -> dict:
+    """A line for JSON readers; ``place`` is its ``sections.Place`` (kind, depth, group):
+    without it, depth and group are null."""
+    kind, depth, group = place[:3] if place else (line_kind(line.stream, line.message), None, None)
     data = {
         "seq": line.seq,
         "timestamp": _iso(line.timestamp),

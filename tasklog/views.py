@@ -45,7 +45,6 @@ MAX_SEQ = 2_147_483_647
 MAX_DIGITS = len(str(MAX_SEQ))
 DOWNLOAD_PAGE_SIZE = 2000
 CONTEXT = 10
-MAX_CONTEXT = 1000
 MATCH_COUNT_LIMIT = 10_000
 FLAG_VALUES = {"": False, "0": False, "false": False, "1": True, "true": True}
 EVENT_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -266,7 +265,7 @@ def task_log_lines(request, task_id: str):
         after = seq_param(request.GET, "after", default=0)
         before = seq_param(request.GET, "before")
         around = seq_param(request.GET, "around")
-        context = seq_param(request.GET, "context", default=CONTEXT, maximum=MAX_CONTEXT)
+        context = seq_param(request.GET, "context", default=CONTEXT, maximum=search.MAX_CONTEXT)
         limit = limit_param(request.GET)
         chosen = filter_param(request.GET)
     except BadParameter as error:
