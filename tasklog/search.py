@@ -34,6 +34,8 @@ MAX_CONTEXT = 1000
 SEARCH_SECONDS = 5.0
 """How long one search query may run before it is abandoned."""
 LEVEL_RANGE = (0, 32767)
+PROGRESS_STEPS = 1000
+"""SQLite virtual machine steps between two looks at the clock."""
 
 _REPEATS = {sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT}
 _POSSESSIVE = getattr(sre_constants, "POSSESSIVE_REPEAT", None)
@@ -188,14 +190,16 @@ def logger_prefix(name: str) -> str:
 
 
 @contextlib.contextmanager
-def time_limit(alias: str, seconds: float = SEARCH_SECONDS) -> Iterator[None]:
-    """Run the queries inside within ``seconds``, else raise ``SearchTooExpensive``.
+def time_limit(alias: str, seconds: float | None = None) -> Iterator[None]:
+    """Run the queries inside within ``seconds`` (``SEARCH_SECONDS``), else raise
+    ``SearchTooExpensive``.
 
     PostgreSQL cancels the statement itself (``SET LOCAL`` ends with the transaction); SQLite
     calls back between virtual machine steps and the callback stops the query. Other databases
     run the search unbounded in time: the refusal of backtracking patterns still holds there.
     """
     connection = connections[alias]
+    seconds = SEARCH_SECONDS if seconds is None else seconds
     try:
         if connection.vendor == "postgresql":
             with transaction.atomic(using=alias):

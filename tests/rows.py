@@ -11,7 +11,8 @@ STARTED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def make_log(task_id: str = "task-1", *, rows=(), started=STARTED, **fields) -> TaskLog:
-    """A TaskLog and its lines; ``rows`` are ``message`` or ``(stream, message[, level[, logger[, extra]]])``.
+    """A TaskLog and its lines; ``rows`` are ``message`` or
+    ``(stream, message[, level[, logger[, extra]]])``.
 
     Line n is stamped n/2 seconds after ``STARTED``; the log finished half a second after it
     started and half a second a line.

@@ -63,15 +63,19 @@ def test_json_is_the_spec_document():
     assert document["task"]["state"] == "FINISHED"
     assert document["task"]["started"] == "2024-05-01T12:00:00+00:00"
     [line] = document["lines"]
-    assert line | {
-        "seq": 2,
-        "timestamp": "2024-05-01T12:00:01+00:00",
-        "stream": "stderr",
-        "level": None,
-        "message": "oops",
-        "logger": "",
-        "extra": None,
-    } == line
+    assert (
+        line
+        | {
+            "seq": 2,
+            "timestamp": "2024-05-01T12:00:01+00:00",
+            "stream": "stderr",
+            "level": None,
+            "message": "oops",
+            "logger": "",
+            "extra": None,
+        }
+        == line
+    )
 
 
 def test_json_of_no_lines_is_valid():
