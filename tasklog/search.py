@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - Python 3.10 and older
 
 MAX_QUERY_LENGTH = 1000
 MAX_LOGGER_LENGTH = 255
-MAX_UNBOUNDED_REPEATS = 4
+MAX_VARIABLE_REPEATS = 4
 MAX_CONTEXT = 1000
 """Lines of context around a hit, on each side, that a reader may ask for."""
 SEARCH_SECONDS = 5.0
@@ -103,32 +103,32 @@ def check_pattern(pattern: str) -> None:
         parsed = sre_parse.parse(pattern)
     except (re.error, OverflowError, RecursionError) as error:
         raise SearchError(f"Invalid regular expression: {error}.") from None
-    unbounded = _check_items(parsed, inside_repeat=False)
-    if unbounded > MAX_UNBOUNDED_REPEATS:
+    repeats = _check_items(parsed, inside_repeat=False)
+    if repeats > MAX_VARIABLE_REPEATS:
         raise SearchTooExpensive(
-            f"Search too expensive: the pattern has {unbounded} unbounded repeats; "
-            f"at most {MAX_UNBOUNDED_REPEATS}."
+            f"Search too expensive: the pattern has {repeats} repeats (?, *, +, {{m,n}}); "
+            f"at most {MAX_VARIABLE_REPEATS}."
         )
 
 
 def _check_items(items, *, inside_repeat: bool) -> int:
-    """Walk a parsed pattern; returns how many unbounded repeats it holds."""
-    unbounded = 0
+    """Walk a parsed pattern; returns how many repeats of variable length (``a?``, ``a+``,
+    ``a{2,5}``) it holds: each multiplies the ways a line can be tried."""
+    repeats = 0
     for op, argument in items:
         if op == sre_constants.GROUPREF or op == sre_constants.GROUPREF_EXISTS:
             raise SearchTooExpensive(
                 "Search too expensive: back-references (\\1, (?P=name)) are not allowed."
             )
         if op in _REPEATS or (_POSSESSIVE is not None and op == _POSSESSIVE):
-            _low, high, sub = argument
-            repeats = high == sre_constants.MAXREPEAT or high > 1
-            if repeats and inside_repeat:
+            low, high, sub = argument
+            if low != high and inside_repeat:
                 raise SearchTooExpensive(
-                    "Search too expensive: a repeat inside a repeat, such as (a+)+, can take "
-                    "for ever on a long line."
+                    "Search too expensive: a repeat inside a repeat, such as (a+)+ or (a?){9}, "
+                    "can take for ever on a long line."
                 )
-            unbounded += high == sre_constants.MAXREPEAT
-            unbounded += _check_items(sub, inside_repeat=inside_repeat or repeats)
+            repeats += low != high
+            repeats += _check_items(sub, inside_repeat=inside_repeat or high > 1)
         elif op == sre_constants.BRANCH:
             if inside_repeat:
                 raise SearchTooExpensive(
@@ -136,14 +136,14 @@ def _check_items(items, *, inside_repeat: bool) -> int:
                     "take for ever on a long line."
                 )
             for branch in argument[1]:
-                unbounded += _check_items(branch, inside_repeat=inside_repeat)
+                repeats += _check_items(branch, inside_repeat=inside_repeat)
         elif op == sre_constants.SUBPATTERN:
-            unbounded += _check_items(argument[-1], inside_repeat=inside_repeat)
+            repeats += _check_items(argument[-1], inside_repeat=inside_repeat)
         elif op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
-            unbounded += _check_items(argument[1], inside_repeat=inside_repeat)
+            repeats += _check_items(argument[1], inside_repeat=inside_repeat)
         elif getattr(sre_constants, "ATOMIC_GROUP", None) == op:
-            unbounded += _check_items(argument, inside_repeat=inside_repeat)
-    return unbounded
+            repeats += _check_items(argument, inside_repeat=inside_repeat)
+    return repeats
 
 
 def stream_names(streams) -> tuple[str, ...]:
@@ -196,7 +196,7 @@ def time_limit(alias: str, seconds: float | None = None) -> Iterator[None]:
 
     PostgreSQL cancels the statement itself (``SET LOCAL`` ends with the transaction); SQLite
     calls back between virtual machine steps and the callback stops the query. Other databases
-    run the search unbounded in time: the refusal of backtracking patterns still holds there.
+    run the search variable in time: the refusal of backtracking patterns still holds there.
     """
     connection = connections[alias]
     seconds = SEARCH_SECONDS if seconds is None else seconds

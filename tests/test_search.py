@@ -62,7 +62,9 @@ class TestPatternGuard:
             (r"(.*a){12}", "a repeat inside a repeat"),
             (r"(a)\1", "back-references"),
             (r"(?P<x>a)(?P=x)", "back-references"),
-            (r".*a.*b.*c.*d.*e", "5 unbounded repeats"),
+            (r".*a.*b.*c.*d.*e", "5 repeats"),
+            (r"(a?){30}a{30}", "a repeat inside a repeat"),
+            ("a?" * 30 + "a" * 30, "30 repeats"),
         ],
     )
     def test_patterns_that_can_backtrack_for_ever_are_refused(self, pattern, reason):
