@@ -11,8 +11,7 @@ import logging
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from .querysets import TaskLogLineQuerySet, TaskLogQuerySet
-from .sections import SECTION_LINES
+from .querysets import SECTION_LINES, TaskLogLineQuerySet, TaskLogQuerySet
 
 
 class Stream(models.TextChoices):

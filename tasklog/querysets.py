@@ -10,6 +10,14 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from .conf import settings
+from .sections import ATTEMPT_PREFIX, GROUP_END, GROUP_START
+
+SECTION_LINES = (
+    models.Q(message__startswith=GROUP_START)
+    | models.Q(message__startswith=GROUP_END)
+    | models.Q(stream="marker", message__startswith=ATTEMPT_PREFIX)
+)
+"""The lines that may open or close a section; the condition of a partial index."""
 
 
 class LogDatabaseQuerySet(models.QuerySet):
@@ -200,8 +208,6 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
         """Lines that open or close a section (``tasklog.sections``): a group's first or last
         line, or a retry's attempt marker. The partial index ``tasklog_line_section_idx``
         holds just these, so finding them costs nothing like reading the log."""
-        from .sections import SECTION_LINES
-
         return self.filter(SECTION_LINES)
 
     def count_up_to(self, limit: int) -> tuple[int, bool]:

@@ -4,6 +4,8 @@ The syntax is GitHub Actions' (Airflow reads it too). A retry's attempt marker (
 started ...") begins a new top-level section and closes every group the previous attempt left
 open. Sections are worked out when lines are read, from the few lines that open or close one,
 so a group opened on line 10 is known on line 900,000 without reading what lies between.
+
+No Django import here: ``tasklog.group`` works wherever the package is importable.
 """
 
 from __future__ import annotations
@@ -16,18 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from django.db.models import Q
-
 GROUP_START = "::group::"
 GROUP_END = "::endgroup::"
+ATTEMPT_PREFIX = "Attempt "
 ATTEMPT = re.compile(r"Attempt \d+\b.* started\b")
 
-SECTION_LINES = (
-    Q(message__startswith=GROUP_START)
-    | Q(message__startswith=GROUP_END)
-    | Q(stream="marker", message__startswith="Attempt ")
-)
-"""The lines that may open or close a section; the condition of a partial index."""
 
 LINE, GROUP_START_KIND, GROUP_END_KIND, ATTEMPT_KIND = "line", "group_start", "group_end", "attempt"
 
