@@ -156,15 +156,16 @@ def shown_pages(
     since: datetime | None = None,
     head: int | None = None,
     tail: int | None = None,
-    context: int = 0,
+    context: int | None = None,
     page_size: int = PAGE_SIZE,
 ) -> Iterator[list[Shown]]:
     """The pages a command shows of ``lines`` (a task's lines): those ``chosen`` keeps, the
     first ``head`` or last ``tail`` of them, each hit of the search with ``context`` lines
-    around it, every line placed among the sections."""
+    around it (blocks apart marked, as grep -C does, even with 0), every line placed among
+    the sections."""
     base = lines.since(since) if since is not None else lines
     placer = sections.Placer(lines)
-    if context and chosen.searching:
+    if context is not None and chosen.searching:
         unsearched = replace(chosen, text="", regex=False)
         pages = context_pages(
             base.chosen_by(unsearched),

@@ -34,7 +34,6 @@ class Command(BaseCommand):
             "-C",
             "--context",
             type=context_count,
-            default=0,
             metavar="N",
             help="With --grep: N lines before and after each hit.",
         )
