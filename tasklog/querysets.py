@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import models, transaction
+from django.db import connections, models, transaction
 from django.utils import timezone
 
 from .conf import settings
@@ -172,15 +172,20 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
         Check the pattern first (``search.check_pattern``) and evaluate the result inside
         ``search.time_limit``: this only builds the query.
         """
-        if not text:
-            return self
-        return self.filter(message__regex=text) if regex else self.filter(message__icontains=text)
+        return self.filter(self._search_condition(text, regex)) if text else self
+
+    def _search_condition(self, text: str, regex: bool) -> models.Q:
+        if not regex:
+            return models.Q(message__icontains=text)
+        from .search import in_dialect
+
+        return models.Q(message__regex=in_dialect(text, connections[self.db].vendor))
 
     def marking(self, text: str, *, regex: bool = False):
         """Each line with ``match``: whether ``matching(text, regex=regex)`` would keep it."""
         if not text:
             return self
-        condition = models.Q(message__regex=text) if regex else models.Q(message__icontains=text)
+        condition = self._search_condition(text, regex)
         return self.annotate(
             match=models.ExpressionWrapper(condition, output_field=models.BooleanField())
         )

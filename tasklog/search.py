@@ -146,6 +146,46 @@ def _check_items(items, *, inside_repeat: bool) -> int:
     return repeats
 
 
+def in_dialect(pattern: str, vendor: str) -> str:
+    """``pattern`` (checked with Python's ``re``) as the database's engine reads it.
+
+    PostgreSQL's engine shares Python's syntax but for word boundaries: its ``\\b`` is a
+    backspace and ``\\y`` the boundary. Outside brackets ``\\b``/``\\B`` become
+    ``\\y``/``\\Y`` there. SQLite runs Python's ``re`` itself; MariaDB's PCRE reads ``\\b``
+    as Python does.
+    """
+    if vendor != "postgresql" or "\\" not in pattern:
+        return pattern
+    out, index, in_class = [], 0, False
+    while index < len(pattern):
+        character = pattern[index]
+        if character == "\\" and index + 1 < len(pattern):
+            escaped = pattern[index + 1]
+            if not in_class and escaped in "bB":
+                escaped = "y" if escaped == "b" else "Y"
+            out.append("\\" + escaped)
+            index += 2
+            continue
+        if character == "[" and not in_class:
+            in_class = True
+            if pattern[index + 1 : index + 2] == "^":
+                out.append("[^")
+                index += 2
+                if pattern[index : index + 1] == "]":
+                    out.append("]")
+                    index += 1
+                continue
+            if pattern[index + 1 : index + 2] == "]":
+                out.append("[]")
+                index += 2
+                continue
+        elif character == "]" and in_class:
+            in_class = False
+        out.append(character)
+        index += 1
+    return "".join(out)
+
+
 def stream_names(streams) -> tuple[str, ...]:
     """Stream names, each one of ``Stream``; several may come in one comma-separated value."""
     from .models import Stream
@@ -204,7 +244,9 @@ def time_limit(alias: str, seconds: float | None = None) -> Iterator[None]:
         if connection.vendor == "postgresql":
             with transaction.atomic(using=alias):
                 with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL statement_timeout = %s", [int(seconds * 1000)])
+                    # 0 would mean no limit at all: at least a millisecond.
+                    milliseconds = max(1, round(seconds * 1000))
+                    cursor.execute("SET LOCAL statement_timeout = %s", [milliseconds])
                 yield
         elif connection.vendor == "sqlite":
             connection.ensure_connection()

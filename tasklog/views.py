@@ -278,9 +278,17 @@ def task_log_lines(request, task_id: str):
     except search.SearchTooExpensive as error:
         return JsonResponse({"error": str(error), "too_expensive": True}, status=400)
     except DataError as error:  # a pattern the database's own regex dialect refuses
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return bad_request(BadParameter(_("Invalid regular expression: %s") % message[:300]))
+        return bad_request(BadParameter(refused_pattern(error)))
     return JsonResponse({"task": task_as_dict(log, result), **body})
+
+
+def refused_pattern(error: DataError) -> str:
+    """The database's reason for refusing a pattern, in one line."""
+    reason = (str(error).strip().splitlines() or [""])[0][:300]
+    prefix = "invalid regular expression: "
+    if reason.lower().startswith(prefix):
+        reason = reason[len(prefix) :]
+    return _("Invalid regular expression: %s") % reason
 
 
 def lines_body(lines, chosen, after, before, around, context, limit) -> dict:

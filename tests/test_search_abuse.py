@@ -88,7 +88,7 @@ def test_wildcards_quotes_and_unicode_are_plain_text(reader, log, params, expect
 
 def test_a_long_line_is_searched_to_its_end(reader, log):
     assert hits(get(reader, q="a!")) == [2]
-    assert hits(get(reader, q=r"a{9000}!$", regex="1")) == [2]
+    assert hits(get(reader, q=r"a{200}!$", regex="1")) == [2]  # PostgreSQL counts up to 255
 
 
 @FUZZ
