@@ -9,7 +9,7 @@ import argparse
 import subprocess
 import sys
 
-BENCHMARKS = ("throughput", "latency", "biglogs", "concurrency")
+BENCHMARKS = ("throughput", "latency", "biglogs", "search", "concurrency")
 
 
 def main(argv: list[str] | None = None) -> int:
