@@ -87,3 +87,19 @@ def test_the_statement_timeout_ends_a_search_too_expensive(reader, monkeypatch):
     monkeypatch.setattr(search, "SEARCH_SECONDS", 30)
     body = lines_json(reader, "t-pg", q="line 199999").json()
     assert [line["seq"] for line in body["lines"]] == [199_999]
+
+
+@pytest.mark.django_db
+def test_the_section_lines_are_read_through_their_partial_index():
+    from django.db import connection
+
+    from tasklog import sections
+
+    make_log("t-pg", rows=["a", "::group::G", "b", "::endgroup::"])
+    query = sections.section_lines(TaskLogLine.objects.for_task("t-pg").before(3))
+    queryset = TaskLogLine.objects.for_task("t-pg").before(3).sections().order_by("seq")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = queryset.values_list("seq", "stream", "message", "timestamp").explain()
+    assert "tasklog_line_section_idx" in plan
+    assert [row[0] for row in query] == [2]

@@ -95,7 +95,7 @@ def test_sse_lines_carry_their_place(reader, log):
     assert (first["seq"], first["depth"], first["group"]) == (5, 2, 4)
 
 
-def test_the_section_lines_query_uses_only_the_partial_index(log):
+def test_only_the_lines_that_open_or_close_a_section_are_read_to_place_a_page(log):
     lines = TaskLogLine.objects.for_task(TASK)
     assert [seq for seq, *_rest in sections.section_lines(lines)] == [2, 4, 6, 7, 8, 9, 10, 12]
 
