@@ -103,3 +103,19 @@ def test_the_section_lines_are_read_through_their_partial_index():
         plan = queryset.values_list("seq", "stream", "message", "timestamp").explain()
     assert "tasklog_line_section_idx" in plan
     assert [row[0] for row in query] == [2]
+
+
+@pytest.mark.django_db
+def test_a_search_walks_the_task_index_in_seq_order():
+    """The planner, guessing few hits, would read and sort all of them: never for a reader."""
+    make_log("t-pg")
+    many_lines("t-pg", 20_000)
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE tasklog_tasklogline")
+    page = TaskLogLine.objects.for_task("t-pg").matching("line 1").order_by("seq")[:500]
+    with search.walking_the_index("default"):
+        plan = page.explain()
+    assert "tasklog_line_task_seq_uniq" in plan
+    assert "Sort" not in plan and "Seq Scan" not in plan

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from django.core.management.base import BaseCommand, CommandError
 
-from tasklog import reading, terminal
+from tasklog import reading, search, terminal
 from tasklog.management.arguments import (
     add_database_argument,
     add_filter_arguments,
@@ -58,16 +60,19 @@ class Command(BaseCommand):
             )
         if log is None:
             raise CommandError(f"No task log with id {terminal.safe(repr(task_id))}.")
+        chosen = line_filter(options)
         pages = reading.shown_pages(
             TaskLogLine.objects.using(database).for_task(task_id),
-            line_filter(options),
+            chosen,
             since=self.since(options["since"]),
             head=options["head"],
             tail=options["tail"],
             context=options["context"],
         )
         written_as = "ndjson" if options["json"] else options["format"]
-        getattr(self, f"write_{written_as}")(log, result, pages)
+        walk = search.walking_the_index(database) if chosen.active else contextlib.nullcontext()
+        with walk:
+            getattr(self, f"write_{written_as}")(log, result, pages)
 
     def since(self, text: str | None):
         if not text:
