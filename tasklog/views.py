@@ -312,7 +312,10 @@ def lines_body(lines, chosen, after, before, around, context, limit) -> dict:
         "open_groups": open_groups,
     }
     if chosen.active:
-        matches, exact = lines.chosen_by(chosen).count_up_to(MATCH_COUNT_LIMIT)
+        if around is None and before is None and after == 0 and len(page) < limit:
+            matches, exact = len(page), True  # the page holds every hit: no second read
+        else:
+            matches, exact = lines.chosen_by(chosen).count_up_to(MATCH_COUNT_LIMIT)
         body |= {"matches": matches, "matches_exact": exact}
     return body
 

@@ -135,9 +135,14 @@ class TestLinesEndpoint:
 
     def test_a_huge_count_is_a_lower_bound_marked_as_such(self, reader, log, monkeypatch):
         monkeypatch.setattr(views, "MATCH_COUNT_LIMIT", 2)
-        body = get(reader, q="o").json()
+        body = get(reader, q="o", limit=3).json()
         assert (body["matches"], body["matches_exact"]) == (2, False)
-        assert len(body["lines"]) == 7
+        assert len(body["lines"]) == 3
+
+    def test_a_first_page_holding_every_hit_is_its_own_exact_count(self, reader, log, monkeypatch):
+        monkeypatch.setattr(views, "MATCH_COUNT_LIMIT", 2)
+        body = get(reader, q="o").json()
+        assert (body["matches"], body["matches_exact"], len(body["lines"])) == (7, True, 7)
 
     def test_next_and_previous_hit_are_one_line_pages(self, reader, log):
         after = get(reader, q="import", after=1, limit=1).json()
