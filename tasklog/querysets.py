@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -208,6 +209,10 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
             .from_logger(line_filter.logger)
             .matching(line_filter.text, regex=line_filter.regex)
         )
+
+    def errors(self):
+        """Lines that open the group they are in: stderr, and records at ERROR or above."""
+        return self.filter(models.Q(stream="stderr") | models.Q(level__gte=logging.ERROR))
 
     def sections(self):
         """Lines that open or close a section (``tasklog.sections``): a group's first or last

@@ -154,6 +154,59 @@ def placed(page: list, lines) -> tuple[list[tuple], list[dict]]:
     return placer.place(page), placer.open_at_start
 
 
+MAX_SUMMARIES = 100
+"""Groups summed up per page at most: each costs a read of its own lines."""
+
+
+def summaries(lines, starts: list[tuple[int, datetime | None]]) -> dict[int, dict]:
+    """For each group opened on a page, ``{seq: {"end", "lines", "duration", "error"}}``.
+
+    ``end`` is the seq of the line that closes it (its ``::endgroup::``, or the next attempt's
+    marker), null while it is open; ``lines`` counts the lines inside; ``duration`` is seconds
+    from its first to its last line, null while open; ``error`` says whether a line inside is
+    an error (``is_error``), so a client can open a folded group that holds one. Ends are found
+    among the section lines (the partial index); each ``error`` is one indexed range read that
+    stops at the first error.
+    """
+    starts = starts[:MAX_SUMMARIES]
+    if not starts:
+        return {}
+    ends = _ends(lines, [seq for seq, _timestamp in starts])
+    last = lines.order_by("-seq").values_list("seq", flat=True).first() or 0
+    result = {}
+    for seq, started in starts:
+        end, ended = ends.get(seq, (None, None))
+        inside = lines.after(seq) if end is None else lines.after(seq).before(end)
+        result[seq] = {
+            "end": end,
+            "lines": (end if end is not None else last + 1) - seq - 1,
+            "duration": (ended - started).total_seconds() if ended and started else None,
+            "error": inside.errors().exists(),
+        }
+    return result
+
+
+def _ends(lines, starts: list[int]) -> dict[int, tuple[int, datetime]]:
+    """``{start seq: (end seq, end timestamp)}`` for the groups opened at ``starts``."""
+    wanted, stack, ends = set(starts), [], {}
+    for seq, stream, message, timestamp in section_lines(lines.after(min(starts) - 1)):
+        kind = line_kind(stream, message)
+        if kind == GROUP_START_KIND:
+            stack.append(seq)
+        elif kind == GROUP_END_KIND and stack:
+            opened = stack.pop()
+            if opened in wanted:
+                ends[opened] = (seq, timestamp)
+        elif kind == ATTEMPT_KIND:
+            for opened in stack:
+                if opened in wanted:
+                    ends[opened] = (seq, timestamp)
+            stack.clear()
+        if len(ends) == len(wanted):
+            break
+    return ends
+
+
 @contextlib.contextmanager
 def group(title: str) -> Iterator[None]:
     """Write ``::group::title`` before the block and ``::endgroup::`` after it, on stdout.

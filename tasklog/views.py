@@ -305,8 +305,18 @@ def lines_body(lines, chosen, after, before, around, context, limit) -> dict:
         page = shown.head(limit) if before is None else shown.before(before).tail(limit)
         next_before = page[0].seq if before is not None and len(page) == limit else None
     places, open_groups = sections.placed(page, lines)
+    starts = [
+        (line.seq, line.timestamp)
+        for line, place in places
+        if place.kind == sections.GROUP_START_KIND
+    ]
+    summaries = sections.summaries(lines, starts)
+    line_dicts = [line_as_dict(line, place) for line, place in places]
+    for line in line_dicts:
+        if line["seq"] in summaries:
+            line["section"] = summaries[line["seq"]]
     body = {
-        "lines": [line_as_dict(line, place) for line, place in places],
+        "lines": line_dicts,
         "next_after": page[-1].seq if page else after,
         "next_before": next_before,
         "open_groups": open_groups,

@@ -80,6 +80,22 @@ def test_search_hits_are_placed_among_groups_they_do_not_show(reader, log):
     assert places(body["lines"]) == [(5, "line", 2, 4), (11, "line", 1, 10)]
 
 
+def test_each_group_start_sums_up_its_group_for_a_folded_view(reader, log):
+    lines = get(reader)["lines"]
+    assert {line["seq"]: line["section"] for line in lines if "section" in line} == {
+        2: {"end": 7, "lines": 4, "duration": 2.5, "error": True},
+        4: {"end": 6, "lines": 1, "duration": 1.0, "error": True},
+        8: {"end": 9, "lines": 0, "duration": 0.5, "error": False},  # closed by the retry
+        10: {"end": 12, "lines": 1, "duration": 1.0, "error": True},
+    }
+
+
+def test_an_open_group_has_no_end_yet(reader):
+    make_log(TASK, rows=["::group::Running", "step 1", "step 2"])
+    [start, *_rest] = get(reader)["lines"]
+    assert start["section"] == {"end": None, "lines": 2, "duration": None, "error": False}
+
+
 def test_errors_are_flagged_so_their_group_can_open(reader, log):
     lines = get(reader)["lines"]
     assert [line["seq"] for line in lines if line["error"]] == [5, 11]
