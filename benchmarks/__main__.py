@@ -1,15 +1,30 @@
 """Run the benchmarks one after the other: ``python -m benchmarks [--quick] [name ...]``.
 
 Each runs in a process of its own: Django's settings (its database) are fixed per process.
+``ingest`` runs once per database it measures: SQLite (a new file), and MariaDB when
+``MARIADB_URL`` is set (``make bench`` starts one); the others run on ``DATABASE_URL``'s
+PostgreSQL.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 
-BENCHMARKS = ("throughput", "latency", "biglogs", "search", "concurrency")
+BENCHMARKS = ("throughput", "latency", "biglogs", "search", "concurrency", "ingest", "publish")
+# COPY, generate_series, PostgreSQL's own database creation: these run on PostgreSQL only.
+POSTGRESQL_ONLY = frozenset(
+    ("throughput", "latency", "biglogs", "search", "concurrency", "publish")
+)
+
+
+def database_urls(name: str) -> list[str | None]:
+    """The ``DATABASE_URL`` of each run of benchmark ``name`` (None: the one set)."""
+    if name in POSTGRESQL_ONLY:
+        return [None]
+    return ["sqlite://", *filter(None, [os.environ.get("MARIADB_URL")])]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,9 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no benchmark named {', '.join(sorted(unknown))}")
     status = 0
     for name in args.names or BENCHMARKS:
-        print(f"\n## {name}", flush=True)
-        command = [sys.executable, "-m", f"benchmarks.{name}", *(["--quick"] if args.quick else [])]
-        status = subprocess.run(command).returncode or status
+        for url in database_urls(name):
+            print(f"\n## {name}" + (f" ({url.split(':')[0]})" if url else ""), flush=True)
+            command = [sys.executable, "-m", f"benchmarks.{name}"]
+            env = {**os.environ, "DATABASE_URL": url} if url else None
+            command += ["--quick"] if args.quick else []
+            status = subprocess.run(command, env=env).returncode or status
     return status
 
 

@@ -1,9 +1,10 @@
 """What every benchmark shares: a throwaway database beside the services, Django set up on it,
 real worker processes, the web server, and the output (a table, then one JSON line of figures).
 
-Benchmarks need PostgreSQL and Redis, named by ``DATABASE_URL`` and ``CELERY_BROKER_URL``
-(``make bench`` starts throwaway servers). Each run creates a database of its own next to the
-one named, so nothing there is touched, and drops it at the end.
+Benchmarks need a database and Redis, named by ``DATABASE_URL`` and ``CELERY_BROKER_URL``
+(``make bench`` starts throwaway servers): PostgreSQL for most, SQLite or MySQL/MariaDB for
+``ingest``. Each run creates a database of its own next to the one named, so nothing there is
+touched, and drops it at the end.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_REDIS_DB = "7"
 READY_TIMEOUT = 30.0
 LOG_DIR = Path(tempfile.gettempdir()) / "tasklog-bench"
+POSTGRESQL = ("postgres://", "postgresql://")  # most benchmarks; ``ingest`` takes any database
 
 
 def parse_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,29 +48,29 @@ def _require(variable: str, schemes: tuple[str, ...]) -> str:
     if not value.startswith(schemes):
         sys.exit(
             f"benchmarks need {variable} ({' or '.join(schemes)}); "
-            "`make bench` starts throwaway PostgreSQL and Redis servers"
+            "`make bench` starts throwaway servers"
         )
     return value
 
 
 @contextlib.contextmanager
-def benchmark_environment() -> Iterator[None]:
+def benchmark_environment(schemes: tuple[str, ...] = POSTGRESQL) -> Iterator[None]:
     """Django on a new, migrated database, and Celery on a Redis database of its own;
     subprocesses (workers, uvicorn, manage.py) inherit both through the environment.
 
-    The settings are the test suite's: the example project's plus the tasklog URLs.
+    The database is created next to the one ``DATABASE_URL`` names (PostgreSQL or
+    MySQL/MariaDB), or is a new file for ``sqlite://``. The settings are the test suite's: the
+    example project's plus the tasklog URLs.
     """
-    import psycopg
-
-    base_url = _require("DATABASE_URL", ("postgres://", "postgresql://"))
+    base_url = _require("DATABASE_URL", schemes)
     broker_url = _require("CELERY_BROKER_URL", ("redis://",))
     name = f"tasklog_bench_{os.getpid()}"
     LOG_DIR.mkdir(exist_ok=True)
-    with psycopg.connect(base_url, autocommit=True) as server:
-        server.execute(f'CREATE DATABASE "{name}"')
+    scheme = urlsplit(base_url).scheme + "://"
+    with DATABASES[scheme](base_url, name) as url:
         os.environ.update(
             {
-                "DATABASE_URL": _with_path(base_url, "/" + name),
+                "DATABASE_URL": url,
                 "CELERY_BROKER_URL": _with_path(broker_url, "/" + BENCH_REDIS_DB),
                 "DJANGO_SETTINGS_MODULE": "tests.settings",
                 "CELERY_TASKLOG_MAX_LINES": "0",
@@ -82,7 +84,52 @@ def benchmark_environment() -> Iterator[None]:
             from django.db import connections
 
             connections.close_all()
+
+
+@contextlib.contextmanager
+def _postgres_database(server_url: str, name: str) -> Iterator[str]:
+    import psycopg
+
+    with psycopg.connect(server_url, autocommit=True) as server:
+        server.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield _with_path(server_url, "/" + name)
+        finally:
             server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def _mysql_database(server_url: str, name: str) -> Iterator[str]:
+    import MySQLdb
+
+    parts = urlsplit(server_url)
+    server = MySQLdb.connect(
+        host=parts.hostname,
+        port=parts.port or 3306,
+        user=parts.username or "root",
+        password=parts.password or "",
+        autocommit=True,
+    )
+    try:
+        server.query(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        yield _with_path(server_url, "/" + name)
+    finally:
+        server.query(f"DROP DATABASE IF EXISTS `{name}`")
+        server.close()
+
+
+@contextlib.contextmanager
+def _sqlite_database(_url: str, name: str) -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="tasklog-bench-") as directory:
+        yield f"sqlite:///{directory}/{name}.sqlite3"
+
+
+DATABASES = {
+    "postgres://": _postgres_database,
+    "postgresql://": _postgres_database,
+    "mysql://": _mysql_database,
+    "sqlite://": _sqlite_database,
+}
 
 
 def _python_path() -> str:
@@ -100,10 +147,15 @@ def _set_up_django() -> None:
 
 
 def raw_connection():
-    """A psycopg connection to the benchmark database, outside Django."""
-    import psycopg
+    """A driver connection to the benchmark database, outside Django's ORM: psycopg on
+    PostgreSQL, else the backend's own driver with Django's connection parameters."""
+    from django.db import connection
 
-    return psycopg.connect(os.environ["DATABASE_URL"])
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        return psycopg.connect(os.environ["DATABASE_URL"])
+    return connection.get_new_connection(connection.get_connection_params())
 
 
 def timed(function: Callable[[], object]) -> float:
@@ -235,10 +287,20 @@ def readable(value):
     return value
 
 
-def run(benchmark: str, description: str, measure, headers: list[str], argv=None) -> dict:
-    """Parse ``--quick``, ``measure(size)`` in a benchmark environment, report; the figures."""
+def run(
+    benchmark: str,
+    description: str,
+    measure,
+    headers: list[str],
+    argv=None,
+    schemes: tuple[str, ...] = POSTGRESQL,
+) -> dict:
+    """Parse ``--quick``, ``measure(size)`` in a benchmark environment, report; the figures.
+
+    ``schemes``: the databases (``DATABASE_URL``'s schemes) the benchmark runs on.
+    """
     args = parse_args(description, argv)
-    with benchmark_environment():
+    with benchmark_environment(schemes):
         rows, figures = measure("quick" if args.quick else "full")
     report(benchmark, headers, rows, figures)
     return figures

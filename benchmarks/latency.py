@@ -81,7 +81,9 @@ def measure(size: str) -> tuple[list[list], dict]:
         cookie = common.staff_session_cookie()
         task_id = print_clocked.delay(count, INTERVAL, WARMUP).id
         common.wait_until(
-            lambda: TaskLog.objects.filter(task_id=task_id).exists(), READ_TIMEOUT, "task started"
+            lambda: TaskLog.objects.filter(task_id=task_id, started__isnull=False).exists(),
+            READ_TIMEOUT,
+            "task started",
         )
         with ThreadPoolExecutor(2) as readers:
             sse = readers.submit(lambda: delays(sse_arrivals(address, cookie, task_id), count))

@@ -2,6 +2,12 @@
 """Run one command beside throwaway PostgreSQL, Redis and RabbitMQ servers: ``make test`` uses it.
 
     python3 scripts/with_services.py -- .venv/bin/python -m pytest
+    python3 scripts/with_services.py --database mariadb -- .venv/bin/python -m pytest
+
+With ``--mariadb`` a throwaway MariaDB server runs as well, named by ``MARIADB_URL``;
+``--database mariadb`` makes it the one ``DATABASE_URL`` names (the MariaDB test matrix entry).
+``--install-only`` installs the missing packages and exits (the Python MySQL driver builds
+against Debian's ``libmariadb-dev``, so it is installed between the two).
 
 Missing Debian packages (postgresql, redis-server, rabbitmq-server, chromium for the browser
 tests) are installed with apt-get when running as root. The servers listen on free loopback
@@ -51,14 +57,26 @@ def postgres_bindir() -> Path | None:
     return Path(max(candidates, key=lambda path: int(Path(path).parts[4]))).parent
 
 
-def missing_packages() -> list[str]:
+def missing_packages(mariadb: bool = False) -> list[str]:
     wanted = {
         "postgresql": postgres_bindir() is not None,
         "redis-server": shutil.which("redis-server") is not None,
         "rabbitmq-server": RABBITMQ_SERVER.exists(),
         "chromium": shutil.which("chromium") is not None,
     }
+    if mariadb:
+        wanted.update(mariadb_packages())
     return [package for package, present in wanted.items() if not present]
+
+
+def mariadb_packages() -> dict[str, bool]:
+    """MariaDB's server, and what ``mysqlclient`` builds against: package -> installed."""
+    return {
+        "mariadb-server": shutil.which("mariadbd", path=f"{os.environ.get('PATH')}:/usr/sbin")
+        is not None,
+        "libmariadb-dev": Path("/usr/include/mariadb/mysql.h").exists(),
+        "pkg-config": shutil.which("pkg-config") is not None,
+    }
 
 
 def install_packages(packages: list[str]) -> None:
@@ -126,9 +144,7 @@ def postgres_server(workdir: Path, durable: bool = False) -> Iterator[str]:
             [str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust", "-N"]
         )
     )
-    port = on_a_free_port(
-        "PostgreSQL", lambda port: start_postgres(bindir, datadir, port, durable)
-    )
+    port = on_a_free_port("PostgreSQL", lambda port: start_postgres(bindir, datadir, port, durable))
     try:
         createdb = [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port)]
         run_quietly([*createdb, "-U", "postgres", "tasklog"])
@@ -262,6 +278,60 @@ def on_a_free_port(what: str, start: Callable[[int], None]) -> int:
     return port
 
 
+@contextlib.contextmanager
+def mariadb_server(workdir: Path, durable: bool = False) -> Iterator[str]:
+    """A MariaDB server (utf8mb4, root without password on loopback); yields its database URL.
+
+    Not ``durable``, InnoDB writes its log without flushing each commit (fast for tests).
+    """
+    datadir = workdir / "mariadb"
+    user = ["--user=mysql"] if IS_ROOT else []
+    install = ["mariadb-install-db", *user, f"--datadir={datadir}", "--skip-test-db"]
+    run_quietly([*install, "--auth-root-authentication-method=normal"])
+    servers: list[subprocess.Popen] = []
+    port = on_a_free_port(
+        "MariaDB", lambda port: servers.append(start_mariadb(datadir, port, user, durable))
+    )
+    try:
+        client = ["mariadb", "--protocol=tcp", "-h", "127.0.0.1", "-P", str(port), "-u", "root"]
+        run_quietly([*client, "-e", "CREATE DATABASE tasklog CHARACTER SET utf8mb4"])
+        yield f"mysql://root@127.0.0.1:{port}/tasklog"
+    finally:
+        stop_process(servers[-1], timeout=30.0)
+
+
+def start_mariadb(datadir: Path, port: int, user: list[str], durable: bool) -> subprocess.Popen:
+    command = ["/usr/sbin/mariadbd", "--no-defaults", *user, f"--datadir={datadir}"]
+    command += [f"--socket={datadir}/mariadbd.sock", f"--port={port}"]
+    command += ["--bind-address=127.0.0.1", "--skip-name-resolve", "--skip-log-bin"]
+    command += ["--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci"]
+    command += ["--max-connections=500", f"--log-error={datadir}/server.log"]
+    if not durable:
+        command += ["--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0"]
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_for_port(port, "MariaDB")
+    except RuntimeError as error:
+        stop_process(process, timeout=0)
+        log = datadir / "server.log"
+        raise RuntimeError(
+            log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        ) from error
+    return process
+
+
+def stop_process(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM a server we started, SIGKILL it if it is still there after ``timeout``."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def stop_pidfile(pidfile: Path, timeout: float = 10.0) -> None:
     """SIGTERM the process named in ``pidfile``, SIGKILL it if it is still there after timeout."""
     with contextlib.suppress(FileNotFoundError, ValueError):
@@ -289,9 +359,21 @@ def run(command: list[str], env: dict[str, str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", nargs="+", help="the command to run, after --")
+    parser.add_argument("command", nargs="*", help="the command to run, after --")
     parser.add_argument(
-        "--durable", action="store_true", help="PostgreSQL with fsync on, as in production"
+        "--durable", action="store_true", help="databases with fsync on, as in production"
+    )
+    parser.add_argument(
+        "--mariadb", action="store_true", help="a MariaDB server as well, as MARIADB_URL"
+    )
+    parser.add_argument(
+        "--database",
+        choices=("postgresql", "mariadb"),
+        default="postgresql",
+        help="the server DATABASE_URL names (mariadb implies --mariadb)",
+    )
+    parser.add_argument(
+        "--install-only", action="store_true", help="install missing packages, start nothing"
     )
     parser.add_argument(
         "--without-rabbitmq",
@@ -299,10 +381,15 @@ def main(argv: list[str] | None = None) -> int:
         help="do not start RabbitMQ (about 6 s), for runs that use only Redis",
     )
     args = parser.parse_args(argv)
+    args.mariadb = args.mariadb or args.database == "mariadb"
     # SIGTERM unwinds like Ctrl-C does, so the servers are stopped either way.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
-    install_packages(missing_packages())
+    if not args.command and not args.install_only:
+        parser.error("a command to run is required (after --)")
+    install_packages(missing_packages(args.mariadb))
+    if args.install_only:
+        return 0
     env = dict(os.environ)
     workdir = Path(tempfile.mkdtemp(prefix="tasklog-services-"))
     workdir.chmod(0o755)  # the postgres user must reach its data directory
@@ -310,6 +397,10 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.ExitStack() as services:
             if postgres_bindir() is not None:
                 env["DATABASE_URL"] = services.enter_context(postgres_server(workdir, args.durable))
+            if args.mariadb:
+                env["MARIADB_URL"] = services.enter_context(mariadb_server(workdir, args.durable))
+                if args.database == "mariadb":
+                    env["DATABASE_URL"] = env["MARIADB_URL"]
             if shutil.which("redis-server"):
                 env["CELERY_BROKER_URL"] = services.enter_context(redis_server(workdir))
             if RABBITMQ_SERVER.exists() and not args.without_rabbitmq:

@@ -31,10 +31,11 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .models import TaskLog, TaskLogLine
+from .access import PERMISSION as READ_LINES_PERMISSION
+from .models import AccessToken, TaskLog, TaskLogLine
 from .paginators import EstimatedCountPaginator
-from .results import INTERRUPTED, effective_state, results_by_task_id
-from .views import PERMISSION as READ_LINES_PERMISSION
+from .results import INTERRUPTED, QUEUED, effective_state, results_by_task_id
+from .tokens import revoke_tokens, scope_of, status_of
 
 
 def live_view_url(task_id: str) -> str:
@@ -96,13 +97,18 @@ class StateFilter(admin.SimpleListFilter):
     result_limit = 10_000
 
     def lookups(self, request, model_admin):
-        interrupted = [(INTERRUPTED, _("INTERRUPTED (the worker died)"))]
+        ours = [
+            (QUEUED, _("QUEUED (waiting for a worker)")),
+            (INTERRUPTED, _("INTERRUPTED (the worker died)")),
+        ]
         if not apps.is_installed("django_celery_results"):
-            return interrupted
-        return [(state, state) for state in self.result_states] + interrupted
+            return ours
+        return [(state, state) for state in self.result_states] + ours
 
     def queryset(self, request, queryset):
         state = self.value()
+        if state == QUEUED:
+            return queryset.queued()
         if state == INTERRUPTED:
             return queryset.filter(interrupted=True)
         if state in self.result_states:
@@ -137,6 +143,7 @@ class TaskLogAdmin(ReadOnlyLogAdmin):
         "lines",
         "dropped",
         "truncated",
+        "queued",
         "started",
         "duration",
         "worker",
@@ -165,7 +172,20 @@ class TaskLogAdmin(ReadOnlyLogAdmin):
     last_lines_count = 50
     fieldsets = (
         (None, {"fields": ("task_id", "live_view", "task_name", "state", "worker", "attempts")}),
-        (_("Timing"), {"fields": ("started", "finished", "duration", "last_seen", "interrupted")}),
+        (
+            _("Timing"),
+            {
+                "fields": (
+                    "queued",
+                    "queue",
+                    "started",
+                    "finished",
+                    "duration",
+                    "last_seen",
+                    "interrupted",
+                )
+            },
+        ),
         (_("Lines"), {"fields": ("lines", "dropped", "truncated", "search_lines")}),
         (
             _("Launched by"),
@@ -406,3 +426,45 @@ def link_task_results_to_logs(site: admin.AdminSite = admin.site) -> None:
             return
         site.unregister(TaskResult)
     site.register(TaskResult, type(admin_class.__name__, (TaskResultLogLinkMixin, admin_class), {}))
+
+
+@admin.register(AccessToken)
+class AccessTokenAdmin(admin.ModelAdmin):
+    """API tokens, listed and revoked here; made by ``manage.py tasklog_token create``, which
+    shows the key once (it is not stored, so the admin never can)."""
+
+    list_display = ("name", "prefix", "user", "scope", "created", "expires", "last_used", "status")
+    list_filter = ("revoked", "expires")
+    search_fields = ("name", "prefix")
+    list_select_related = ("user",)
+    readonly_fields = (
+        "user",
+        "name",
+        "prefix",
+        "created",
+        "expires",
+        "revoked",
+        "last_used",
+        "scope_task_id",
+        "scope_task_name",
+    )
+    exclude = ("key_hash",)
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description=_("scope"))
+    def scope(self, token: AccessToken) -> str:
+        return scope_of(token)
+
+    @admin.display(description=_("status"))
+    def status(self, token: AccessToken) -> str:
+        return status_of(token, timezone.now())
+
+    @admin.action(description=_("Revoke selected tokens"), permissions=["change"])
+    def revoke(self, request, queryset):
+        revoked = revoke_tokens(queryset)
+        self.message_user(
+            request, ngettext("%d token revoked.", "%d tokens revoked.", revoked) % revoked
+        )

@@ -1,7 +1,8 @@
 """System checks: every bad ``CELERY_TASKLOG_*`` value is reported before a task ever runs.
 
 Ids: E001 not a boolean, E002 not a number, E003 out of range, E004 unknown database alias,
-E005 bad crontab, E006 descriptor capture with a pool that runs tasks side by side in one process.
+E005 bad crontab, E006 descriptor capture with a pool that runs tasks side by side in one process,
+E020 access policy not importable, E021 access policy not callable, E022 bad share link maximum age.
 """
 
 from __future__ import annotations

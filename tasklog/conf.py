@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ PREFIX = "CELERY_TASKLOG_"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_DOTTED_PATH = re.compile(r"^[^\W\d]\w*(?:\.[^\W\d]\w*)+$")
 
 
 class SettingError(ValueError):
@@ -103,6 +105,11 @@ def whole_seconds(value: Any) -> int:
     return positive_int(value, MAX_SECONDS)
 
 
+def seconds_or_off(value: Any) -> int:
+    """A whole number of seconds; 0 switches off what it limits."""
+    return non_negative_int(value, MAX_SECONDS)
+
+
 def flush_interval(value: Any) -> float:
     return positive_float(value, MAX_FLUSH_INTERVAL)
 
@@ -137,6 +144,44 @@ def crontab_or_off(value: Any) -> str | None:
     return " ".join(fields)
 
 
+def dotted_callable(value: Any) -> str:
+    """The dotted path of an importable callable, such as an access policy."""
+    from django.utils.module_loading import import_string
+
+    if not isinstance(value, str) or not _DOTTED_PATH.match(value.strip()):
+        raise SettingError(
+            f"must be a dotted path to a callable, got {shown(value)}", "tasklog.E020"
+        )
+    try:
+        target = import_string(value.strip())
+    except (ImportError, ValueError) as error:
+        raise SettingError(
+            f"cannot be imported ({error}), got {shown(value)}", "tasklog.E020"
+        ) from None
+    if not callable(target):
+        raise SettingError(f"must name a callable, got {shown(value)}", "tasklog.E021")
+    return value.strip()
+
+
+def share_max_age(value: Any) -> int:
+    """Seconds a share link may live: a whole number from one minute to a year."""
+    try:
+        seconds = positive_int(value)
+    except SettingError:
+        seconds = 0
+    if not MIN_SHARE_AGE <= seconds <= MAX_SHARE_AGE:
+        raise SettingError(
+            f"must be a whole number of seconds from {MIN_SHARE_AGE} to {MAX_SHARE_AGE}, "
+            f"got {shown(value)}",
+            "tasklog.E022",
+        )
+    return seconds
+
+
+MIN_SHARE_AGE = 60
+MAX_SHARE_AGE = 365 * 24 * 3600
+
+
 @dataclass(frozen=True)
 class Option:
     default: Any
@@ -157,7 +202,19 @@ OPTIONS: dict[str, Option] = {
     "RETENTION_DAYS": Option(30, days, "Days logs are kept; 0 keeps them forever."),
     "PRUNE_SCHEDULE": Option("30 3 * * *", crontab_or_off, "Crontab of the periodic prune."),
     "STALE_AFTER": Option(600, whole_seconds, "Seconds of silence before a run is interrupted."),
+    "RECORD_QUEUED": Option(True, parse_bool, "Record a captured task when it is published."),
+    "QUEUE_TIMEOUT": Option(
+        86_400, seconds_or_off, "Seconds a task may wait in its queue; 0: forever."
+    ),
     "DATABASE": Option("default", database_alias, "Database alias holding the log tables."),
+    "ACCESS": Option(
+        "tasklog.access.staff_with_permission",
+        dotted_callable,
+        "Dotted path of the policy (user, task_log) -> bool deciding who reads a log.",
+    ),
+    "SHARE_MAX_AGE": Option(
+        7 * 24 * 3600, share_max_age, "Longest life of a share link, in seconds (7 days)."
+    ),
 }
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-from celery import states
-
 from .conf import settings
 from .models import TaskLog, TaskLogLine
-from .results import FINISHED, effective_state, is_complete, result_for
+from .portable import SUCCESSFUL_STATES
+from .results import effective_state, is_complete, result_for
 from .search import LineFilter
 
-SUCCESSFUL_STATES = {states.SUCCESS, FINISHED}
+__all__ = ["SUCCESSFUL_STATES", "FollowTimeout", "LogFollower"]
 
 
 class FollowTimeout(Exception):

@@ -7,7 +7,9 @@ A task's state is not stored here: it comes from django-celery-results' ``TaskRe
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from django.conf import settings as django_settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -30,7 +32,8 @@ class Level(models.IntegerChoices):
 
 
 class TaskLog(models.Model):
-    """One row per task id; retries and redeliveries are further attempts of the same row."""
+    """One row per task id, from its publication (``queued``) or its start; retries and
+    redeliveries are further attempts of the same row."""
 
     task_id = models.CharField(
         _("task id"), max_length=255, unique=True, help_text=_("Celery id of the task.")
@@ -39,7 +42,19 @@ class TaskLog(models.Model):
     worker = models.CharField(
         _("worker"), max_length=255, blank=True, help_text=_("Hostname of the last worker.")
     )
-    started = models.DateTimeField(_("started"), db_index=True)
+    queued = models.DateTimeField(
+        _("queued"), null=True, blank=True, help_text=_("When the task was published.")
+    )
+    queue = models.CharField(
+        _("queue"),
+        max_length=255,
+        blank=True,
+        db_default="",  # rows inserted by code that predates the column (a rolling upgrade)
+        help_text=_("Where the task was published to."),
+    )
+    started = models.DateTimeField(
+        _("started"), null=True, blank=True, db_index=True, help_text=_("Empty while queued.")
+    )
     finished = models.DateTimeField(
         _("finished"), null=True, blank=True, help_text=_("Empty while the task runs.")
     )
@@ -81,6 +96,14 @@ class TaskLog(models.Model):
         blank=True,
         help_text=_("Request path, or the origin of a task published outside a request."),
     )
+    share_secret = models.CharField(
+        _("share secret"),
+        max_length=32,
+        blank=True,
+        editable=False,
+        db_default="",
+        help_text=_("Part of the key of this task's share links: changing it revokes them all."),
+    )
 
     objects = TaskLogQuerySet.as_manager()
 
@@ -93,14 +116,26 @@ class TaskLog(models.Model):
         return f"{self.task_name or _('task')} {self.task_id}"
 
     @property
+    def is_queued(self) -> bool:
+        """Published, not started: a worker has not taken it (yet)."""
+        return self.started is None and self.finished is None
+
+    @property
     def is_running(self) -> bool:
-        return self.finished is None and not self.interrupted
+        return self.started is not None and self.finished is None and not self.interrupted
 
     @property
     def duration(self):
-        if self.finished is None:
+        if self.finished is None or self.started is None:
             return None
         return self.finished - self.started
+
+    @property
+    def queue_wait(self):
+        """How long the task waited for a worker, once it started."""
+        if self.queued is None or self.started is None:
+            return None
+        return max(self.started - self.queued, timedelta(0))
 
 
 class TaskLogLine(models.Model):
@@ -152,3 +187,44 @@ class TaskLogLine(models.Model):
     @property
     def level_name(self) -> str | None:
         return logging.getLevelName(self.level) if self.level is not None else None
+
+
+class AccessToken(models.Model):
+    """An API token: reads logs over HTTP as its user, within its scope, until it expires.
+
+    Only the SHA-256 of the key is stored (the key is 32 random bytes, so a hash is as good as
+    a slow one); the key itself is shown once, when it is made (see ``tokens.py``).
+    """
+
+    user = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="tasklog_tokens",
+        verbose_name=_("user"),
+    )
+    name = models.CharField(_("name"), max_length=100)
+    prefix = models.CharField(
+        _("prefix"), max_length=16, editable=False, help_text=_("Start of the key, to tell it.")
+    )
+    key_hash = models.CharField(_("key hash"), max_length=64, unique=True, editable=False)
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    expires = models.DateTimeField(_("expires"))
+    revoked = models.DateTimeField(_("revoked"), null=True, blank=True)
+    last_used = models.DateTimeField(_("last used"), null=True, blank=True)
+    scope_task_id = models.CharField(
+        _("only task id"), max_length=255, blank=True, help_text=_("Empty: any task.")
+    )
+    scope_task_name = models.CharField(
+        _("only task names matching"),
+        max_length=255,
+        blank=True,
+        help_text=_("A glob such as reports.* ; empty: any task name."),
+    )
+
+    class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -57,4 +57,7 @@ def add_origin_header(sender=None, headers=None, **kwargs) -> None:
 def connect_publish_hook() -> None:
     from celery.signals import before_task_publish
 
+    from .queued import record_queued
+
     before_task_publish.connect(add_origin_header, dispatch_uid="tasklog.origin.add_origin_header")
+    before_task_publish.connect(record_queued, dispatch_uid="tasklog.queued.record_queued")

@@ -20,6 +20,17 @@ def close_dead_runs(using: str | None = None, *, dry_run: bool = False) -> int:
     return stale.count() if dry_run else stale.mark_interrupted()
 
 
+def close_never_started(using: str | None = None, *, dry_run: bool = False) -> int:
+    """Close the tasks queued for more than ``CELERY_TASKLOG_QUEUE_TIMEOUT`` that no worker took
+    (a lost or purged queue, no worker for it); returns how many. 0 switches this off."""
+    if not settings.QUEUE_TIMEOUT:
+        return 0
+    waiting = TaskLog.objects.using(using or settings.DATABASE).never_started(
+        settings.QUEUE_TIMEOUT
+    )
+    return waiting.count() if dry_run else waiting.mark_never_started()
+
+
 def delete_expired(days: int, batch_size: int, using: str | None = None) -> tuple[int, int]:
     """Delete the logs in which nothing was written for ``days`` days: ``(logs, lines)``."""
     if not days:

@@ -36,7 +36,15 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
         return self.filter(task_id=task_id).first()
 
     def running(self):
-        return self.filter(finished__isnull=True, interrupted=False)
+        return self.filter(started__isnull=False, finished__isnull=True, interrupted=False)
+
+    def queued(self):
+        """Published and not started (nor closed): waiting for a worker."""
+        return self.filter(started__isnull=True, finished__isnull=True)
+
+    def never_started(self, seconds: int, now: datetime | None = None):
+        """Queued for more than ``seconds``: no worker took the task (lost queue, purged)."""
+        return self.queued().filter(queued__lt=(now or timezone.now()) - timedelta(seconds=seconds))
 
     def finished(self):
         return self.filter(finished__isnull=False)
@@ -62,6 +70,18 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
             return (
                 f"Interrupted: nothing heard from the worker since "
                 f"{log.last_seen:%Y-%m-%d %H:%M:%S} UTC; it stopped while the task ran."
+            )
+
+        return self.close_with_marker(explain, interrupted=True, now=now)
+
+    def mark_never_started(self, now: datetime | None = None) -> int:
+        """Close these queued tasks as interrupted: no worker took them (a lost or purged
+        queue, no worker for it); each gets a marker line saying so."""
+
+        def explain(log) -> str:
+            return (
+                f"Never started: waiting in queue {log.queue or '?'} since "
+                f"{log.queued:%Y-%m-%d %H:%M:%S} UTC, no worker took the task."
             )
 
         return self.close_with_marker(explain, interrupted=True, now=now)

@@ -7,7 +7,6 @@ index, so memory stays flat and the first page appears at once whatever the size
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -19,6 +18,7 @@ from tabulate import MIN_PADDING, tabulate
 
 from . import sections
 from .models import Stream
+from .portable import plain_text, style_name
 from .results import effective_state
 from .search import LineFilter
 from .serializers import extra_as_text, line_as_dict, task_as_dict
@@ -32,8 +32,20 @@ COLUMN_GAP = " " * MIN_PADDING
 INDENT = "  "
 GAP = "--"  # between two blocks of search hits with their context, as grep -C writes it
 
-_AGE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_AGE = re.compile(r"^\s*([0-9]+)\s*([smhd])\s*$")
 _AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_age(text: str) -> timedelta | None:
+    """The span named by an age such as ``90s``, ``10m``, ``2h``, ``1d``; None for other text."""
+    age = _AGE.match(text)
+    if age is None:
+        return None
+    amount, unit = age.groups()
+    try:
+        return timedelta(**{_AGE_UNITS[unit]: int(amount)})
+    except (OverflowError, ValueError):  # beyond timedelta, or too many digits for int()
+        return None
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
@@ -42,10 +54,12 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     A time without an offset is in the current time zone. Raises ``ValueError`` with a message
     fit for the user.
     """
-    age = _AGE.match(text)
-    if age:
-        amount, unit = age.groups()
-        return (now or timezone.now()) - timedelta(**{_AGE_UNITS[unit]: int(amount)})
+    age = parse_age(text)
+    if age is not None:
+        try:
+            return (now or timezone.now()) - age
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches back before the year 1") from None
     try:
         moment = parse_datetime(text.strip())
     except ValueError:
@@ -114,9 +128,7 @@ def message_text(line) -> str:
 
 def plain_line(line) -> str:
     """The line as the task wrote it; logging records keep their level in front."""
-    if line.stream == Stream.LOG and line.level is not None:
-        return f"{line.level_name}: {message_text(line)}"
-    return message_text(line)
+    return plain_text(line.stream, line.level_name, message_text(line))
 
 
 def in_section(line, place, text: str, clean: Callable[[str], str]) -> str:
@@ -213,11 +225,8 @@ def context_pages(base, hits, chosen: LineFilter, context: int, hit_pages) -> It
 
 def line_style(line, style) -> Callable[[str], str]:
     """The colour of a line in a terminal: stderr and warnings stand out, markers are notices."""
-    if line.stream == Stream.STDERR or (line.level or 0) >= logging.ERROR:
-        return style.ERROR
-    if (line.level or 0) >= logging.WARNING:
-        return style.WARNING
-    return style.NOTICE if line.stream == Stream.MARKER else str
+    name = style_name(line.stream, line.level_name)
+    return getattr(style, name) if name else str
 
 
 def table_page(
@@ -259,12 +268,28 @@ def task_header(log, result) -> str:
     rows = [
         ("Task", safe(f"{log.task_name or '-'} [{log.task_id}]")),
         ("State", safe(effective_state(log, result))),
+        *[(name, safe(value)) for name, value in queue_rows(log)],
         ("Started", local_time(log.started)),
         ("Duration", format_duration(log.duration)),
         ("Lines", f"{log.lines} ({log.dropped} dropped)"),
         ("Truncated", "yes" if log.truncated else "no"),
     ]
     return tabulate(rows, tablefmt="plain")
+
+
+def queue_rows(log) -> list[tuple[str, str]]:
+    """When and where a task recorded at publication was queued, and how long it waited."""
+    if log.queued is None:
+        return []
+    return [
+        ("Queued", f"{local_time(log.queued)} ({log.queue or '?'})"),
+        ("Queue wait", format_duration(log.queue_wait)),
+    ]
+
+
+def waiting_note(log) -> str:
+    """What a follower says while the task waits for a worker."""
+    return f"Waiting in queue {log.queue or '?'} since {local_time(log.queued)}..."
 
 
 def shown_as_dict(shown: Shown) -> dict:

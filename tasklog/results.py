@@ -20,6 +20,7 @@ from django.utils import timezone
 from .conf import settings
 
 INTERRUPTED = "INTERRUPTED"
+QUEUED = "QUEUED"  # published, recorded by the publish hook, not taken by a worker yet
 FINISHED = "FINISHED"
 CLOSE_GRACE = timedelta(seconds=10)
 
@@ -55,8 +56,8 @@ def effective_state(log, result, now: datetime | None = None) -> str:
     """What a reader should be told about the task.
 
     A final state from the result backend wins; a worker that died leaves the result at STARTED,
-    so an interrupted run (flagged, or silent for ``STALE_AFTER``) comes next; a task that stores
-    no result shows FINISHED.
+    so an interrupted run (flagged, or silent for ``STALE_AFTER``) comes next; a task waiting in
+    its queue is QUEUED; a task that stores no result shows FINISHED.
     """
     if result is not None and result.status in states.READY_STATES:
         return result.status
@@ -66,6 +67,8 @@ def effective_state(log, result, now: datetime | None = None) -> str:
         return result.status
     if log is None:
         return states.PENDING
+    if log.is_queued:
+        return QUEUED
     return FINISHED if log.finished else states.STARTED
 
 

@@ -6,14 +6,19 @@ Add ``"tasklog.routers.TaskLogRouter"`` to ``DATABASE_ROUTERS`` when
 
 from __future__ import annotations
 
+from django.db import DEFAULT_DB_ALIAS
+
 from .conf import settings
 
 APP_LABEL = "tasklog"
+WITH_THE_USERS = {"accesstoken"}  # API tokens refer to users: they stay in the default database
 
 
 class TaskLogRouter:
     def db_for_read(self, model, **hints):
-        return settings.DATABASE if model._meta.app_label == APP_LABEL else None
+        if model._meta.app_label != APP_LABEL or model._meta.model_name in WITH_THE_USERS:
+            return None
+        return settings.DATABASE
 
     db_for_write = db_for_read
 
@@ -21,6 +26,8 @@ class TaskLogRouter:
         return None
 
     def allow_migrate(self, db, app_label, model_name=None, **hints):
+        if app_label == APP_LABEL and model_name in WITH_THE_USERS:
+            return db == DEFAULT_DB_ALIAS
         if app_label == APP_LABEL:
             return db == settings.DATABASE
         return None

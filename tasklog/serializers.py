@@ -18,6 +18,10 @@ def _iso(moment) -> str | None:
     return moment.isoformat() if moment else None
 
 
+def _seconds(delta) -> float | None:
+    return delta.total_seconds() if delta is not None else None
+
+
 def task_as_dict(log, result) -> dict:
     """The task header; ``complete`` says every line is stored (see ``results.is_complete``)."""
     now = timezone.now()
@@ -30,9 +34,12 @@ def task_as_dict(log, result) -> dict:
         "state": effective_state(log, result, now),
         "complete": is_complete(log, result, now),
         "progress": progress_of(result),
+        "queued": _iso(log.queued) if log is not None else None,
+        "queue": log.queue if log is not None else "",
+        "queue_wait": _seconds(log.queue_wait) if log is not None else None,
         "started": _iso(log.started) if log is not None else None,
         "finished": _iso(log.finished) if log is not None else None,
-        "duration": duration.total_seconds() if duration is not None else None,
+        "duration": _seconds(duration),
         "lines": log.lines if log is not None else 0,
         "dropped": log.dropped if log is not None else 0,
         "truncated": log.truncated if log is not None else False,

@@ -82,15 +82,22 @@ def flush_before_retry(sender=None, headers=None, **kwargs) -> None:
         capture.flush_soon_and_wait()
 
 
-def close_revoked_run(sender=None, request=None, terminated=False, signum=None, **kwargs) -> None:
+def close_revoked_run(
+    sender=None, request=None, terminated=False, signum=None, expired=False, **kwargs
+) -> None:
     """A revoked run ends; one that was terminated gets a marker naming the signal (the worker
-    process may have died before it could say anything itself)."""
+    process may have died before it could say anything itself), and a task revoked or expired
+    while queued one saying it never started."""
     from .conf import settings
     from .models import TaskLog
 
     task_id = getattr(request, "id", None)
     if not task_id or not settings.ENABLED:
         return
+    why = "Expired" if expired else "Revoked"
+    TaskLog.objects.filter(task_id=task_id).queued().close_with_marker(
+        lambda log: f"{why} while waiting in queue {log.queue or '?'}: the task never started."
+    )
     if terminated:
         message = f"Revoked: the task was terminated with {signal_name(signum)}."
         TaskLog.objects.filter(task_id=task_id).close_with_marker(lambda log: message)

@@ -41,16 +41,23 @@ def drop_dead_connections() -> None:
 
 @shared_task(name="tasklog.prune_task_logs")
 def prune_task_logs(batch_size: int = 10_000) -> dict:
-    """Close runs whose worker died, then delete logs older than CELERY_TASKLOG_RETENTION_DAYS.
+    """Close runs whose worker died and tasks no worker took within CELERY_TASKLOG_QUEUE_TIMEOUT,
+    then delete logs older than CELERY_TASKLOG_RETENTION_DAYS.
 
     Run daily by django-celery-beat (see ``tasklog.schedule``); ``tasklog_prune`` does the same
     through ``tasklog.pruning``.
     """
-    from .pruning import close_dead_runs, delete_expired
+    from .pruning import close_dead_runs, close_never_started, delete_expired
 
     interrupted = close_dead_runs()
+    never_started = close_never_started()
     logs, lines = delete_expired(settings.RETENTION_DAYS, batch_size)
-    return {"interrupted": interrupted, "logs": logs, "lines": lines}
+    return {
+        "interrupted": interrupted,
+        "never_started": never_started,
+        "logs": logs,
+        "lines": lines,
+    }
 
 
 @shared_task(bind=True, base=TerminalLoggingTask, name="tasklog.probe")

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 
 from django.urls import path, register_converter
 
 from . import views
+from .portable import ENCODED_MARKER, RESERVED_SEGMENTS, task_id_segment
 
 MAX_TASK_ID_LENGTH = 255  # TaskLog.task_id and django-celery-results' TaskResult.task_id
-ENCODED_MARKER = "~"
-_VERBATIM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+=\-]{0,254}")
-RESERVED = frozenset({"diagnostic"})  # path segments of other views, never read as a task id
 
 
 class TaskIdConverter:
@@ -29,7 +26,7 @@ class TaskIdConverter:
 
     def to_python(self, value: str) -> str:
         if not value.startswith(ENCODED_MARKER):
-            if value in RESERVED:
+            if value in RESERVED_SEGMENTS:
                 raise ValueError(value)
             return value
         task_id = decode(value[1:])
@@ -38,10 +35,7 @@ class TaskIdConverter:
         return task_id
 
     def to_url(self, value: str) -> str:
-        if _VERBATIM.fullmatch(value) and value not in RESERVED:
-            return value
-        encoded = base64.urlsafe_b64encode(value.encode("utf-8", "surrogatepass")).rstrip(b"=")
-        return ENCODED_MARKER + encoded.decode("ascii")
+        return task_id_segment(value)
 
 
 def decode(encoded: str) -> str:

@@ -1,11 +1,14 @@
 """The web views: the live task log page, its SSE, JSON and download endpoints, diagnostics.
 
-Every view requires an active staff user with ``tasklog.view_tasklogline`` (logs hold secrets).
-Pages send other visitors to the admin login; endpoints answer them with a JSON 403. A task id
-whose URL segment does not decode (see ``urls.TaskIdConverter``) or that is unknown is a 404: a
-task is known when it has a log or a result row, so a task that has not started yet shows an
-empty log. A bad query parameter or header is a 400. The GET-only views are exempt from CSRF
-(they change nothing), so any other method is a 405, not a CSRF 403.
+Who may read a task's log is the access policy's answer (``access.can_read``, see
+docs/access.md), asked with the task's log by ``refusal``; a share link (``?share=``) opens one
+task for anyone, a bearer token reads as its user on the endpoints only. Diagnostics stay
+staff-only. Pages send anonymous visitors to the admin login; endpoints answer with a JSON
+403 (401 for a bad token). Refused requests never learn whether a task exists; for a reader a
+task id whose URL segment does not decode (see ``urls.TaskIdConverter``) or that is unknown is
+a 404: a task is known when it has a log (a captured task from its publication, see
+``queued``) or a result row. A bad query parameter or header is a 400. The GET-only views are exempt
+from CSRF (they change nothing), so any other method is a 405, not a CSRF 403.
 """
 
 from __future__ import annotations
@@ -26,20 +29,21 @@ from django.http import (
 )
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
-from . import search, sections, sse
+from . import access, search, sections, shares, sse, tokens
 from .diagnostics import FAIL, run_diagnostics
+from .live import PAGE_SIZE, component_context, without_escapes
 from .models import TaskLog, TaskLogLine
 from .pooled import in_pool
 from .results import result_for
 from .serializers import line_as_dict, line_as_text, task_as_dict
 
-PERMISSION = "tasklog.view_tasklogline"
-PAGE_SIZE = 500
 MAX_LIMIT = 5000
 MAX_SEQ = 2_147_483_647
 MAX_DIGITS = len(str(MAX_SEQ))
@@ -50,36 +54,85 @@ FLAG_VALUES = {"": False, "0": False, "false": False, "1": True, "true": True}
 EVENT_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-# What tasklog.js removes too: CSI (colours, cursor moves), OSC (titles, links), lone ESCs.
-ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b")
+NOT_READABLE = _lazy("You may not read this task's log, or there is no such task.")
 
 
 class BadParameter(ValueError):
     """A query parameter that cannot be used; its message is sent back in a 400."""
 
 
-def refusal(request, *, endpoint: bool) -> HttpResponse | None:
-    """None when the user may read logs, else the response that turns them away.
+def refusal(request, task_id: str, *, endpoint: bool) -> HttpResponse | None:
+    """None when this request may read the task's log, else the response that turns it away.
 
-    The one access policy of every view. It reads the session and the user, so async views run
-    it on the shared pool (``in_pool``), never in the request's thread.
+    Every task view asks this, and it asks the access policy (``access.can_read``) with the
+    task's log, read first. A bearer token (endpoints only) reads as its user within its scope;
+    a valid share link opens its own task for anyone. Refusals read the same whether the task
+    exists or not. It reads the session, the token and the log, so async views run it on the
+    shared pool (``in_pool``), never in the request's thread.
     """
-    user = request.user
-    if user.is_active and user.is_staff:
-        if user.has_perm(PERMISSION):
-            return None
+    log = TaskLog.objects.find(task_id)
+    key = tokens.bearer_key(request.headers.get("Authorization"))
+    if key is not None:
+        return token_refusal(request, key, task_id, log, endpoint=endpoint)
+    share = request.GET.get(shares.QUERY_PARAMETER)
+    if share is not None and shares.admits(share, log):
+        return None
+    if access.can_read(request.user, log):
+        return None
+    if share is not None:
+        return refused(request, _("This share link is invalid or has expired."), endpoint=endpoint)
+    return policy_refusal(request, request.user, endpoint=endpoint)
+
+
+def token_refusal(request, key: str, task_id: str, log, *, endpoint: bool) -> HttpResponse | None:
+    """The answer to a request that carries ``Authorization: Bearer``: None when it may read."""
+    if not endpoint:
+        message = _("API tokens are not accepted on pages, only on the events, lines and download.")
+        return refused(request, message, endpoint=False, status=401)
+    token = tokens.active_token(key)
+    if token is None:
+        message = _("The token is unknown, expired or revoked.")
+        response = refused(request, message, endpoint=True, status=401)
+        response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        return response
+    task_name = log.task_name if log is not None else ""
+    if not task_name and token.scope_task_name:
+        task_name = getattr(result_for(task_id), "task_name", "") or ""
+    if tokens.in_scope(token, task_id, task_name) and access.can_read(token.user, log):
+        return None
+    return policy_refusal(request, token.user, endpoint=True)
+
+
+def policy_refusal(request, user, *, endpoint: bool) -> HttpResponse:
+    """The answer when the policy says no: the same for a task that exists and one that does not.
+
+    Staff lacking only the permission are told which one; anonymous visitors of a page are sent
+    to the admin login.
+    """
+    if user.is_active and user.is_staff and not user.has_perm(access.PERMISSION):
         message = _(
             "Reading task logs needs the permission %(permission)s (“Can view task log line”), "
             "which your account does not have."
-        ) % {"permission": PERMISSION}
-    elif not endpoint:
+        ) % {"permission": access.PERMISSION}
+        return refused(request, message, endpoint=endpoint)
+    if not endpoint and not user.is_authenticated:
         return redirect_to_login(request.get_full_path(), reverse("admin:login"))
-    else:
-        message = _("Staff access to task logs is required.")
+    return refused(request, NOT_READABLE, endpoint=endpoint)
+
+
+def refused(request, message: str, *, endpoint: bool, status: int = 403) -> HttpResponse:
+    """A JSON error for endpoints, the admin-styled refusal page for pages."""
     if endpoint:
-        return JsonResponse({"error": message}, status=403)
+        return JsonResponse({"error": message}, status=status)
     context = {**admin.site.each_context(request), "title": _("Access denied"), "message": message}
-    return render(request, "tasklog/forbidden.html", context, status=403)
+    return render(request, "tasklog/forbidden.html", context, status=status)
+
+
+def staff_refusal(request) -> HttpResponse | None:
+    """None for log readers (active staff with the permission), the refusal page for others."""
+    if access.is_log_reader(request.user):
+        return None
+    return policy_refusal(request, request.user, endpoint=False)
 
 
 def database_work(request, function):
@@ -88,31 +141,32 @@ def database_work(request, function):
     return in_pool(function) if isinstance(request, ASGIRequest) else sync_to_async(function)
 
 
-def log_reader_required(view=None, *, endpoint: bool = False):
-    """Admit active staff users with ``tasklog.view_tasklogline``; works on async views too."""
+def task_reader_required(view=None, *, endpoint: bool = False):
+    """Admit requests that may read the task's log (``refusal``); works on async views too."""
     if view is None:
-        return functools.partial(log_reader_required, endpoint=endpoint)
+        return functools.partial(task_reader_required, endpoint=endpoint)
     if iscoroutinefunction(view):
 
         @functools.wraps(view)
-        async def async_wrapper(request, *args, **kwargs):
-            response = await database_work(request, refusal)(request, endpoint=endpoint)
-            return response or await view(request, *args, **kwargs)
+        async def async_wrapper(request, task_id, *args, **kwargs):
+            response = await database_work(request, refusal)(request, task_id, endpoint=endpoint)
+            return response or await view(request, task_id, *args, **kwargs)
 
         return async_wrapper
 
     @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        return refusal(request, endpoint=endpoint) or view(request, *args, **kwargs)
+    def wrapper(request, task_id, *args, **kwargs):
+        response = refusal(request, task_id, endpoint=endpoint)
+        return response or view(request, task_id, *args, **kwargs)
 
     return wrapper
 
 
 def reader_view(view=None, *, endpoint: bool = False):
-    """A GET-only view for log readers: never cached, exempt from CSRF (so a POST is a 405)."""
+    """A GET-only view of one task's log: never cached, exempt from CSRF (so a POST is a 405)."""
     if view is None:
         return functools.partial(reader_view, endpoint=endpoint)
-    return csrf_exempt(never_cache(require_safe(log_reader_required(view, endpoint=endpoint))))
+    return csrf_exempt(never_cache(require_safe(task_reader_required(view, endpoint=endpoint))))
 
 
 def task_or_404(task_id: str) -> tuple[TaskLog | None, object]:
@@ -149,43 +203,26 @@ def bad_request(error: BadParameter) -> JsonResponse:
 
 @reader_view
 def task_log(request, task_id: str):
-    """The page: the last lines are in the HTML itself, so it reads without its script."""
+    """The page: the live component (``live.py``) in the admin's frame."""
     log, result = task_or_404(task_id)
-    task = task_as_dict(log, result)
-    lines = TaskLogLine.objects.for_task(task_id).tail(PAGE_SIZE)
-    line_dicts = [line_as_dict(line) for line in lines]
-    rendered = [
-        line | {"clock": clock_time(line), "text": without_escapes(line["message"])}
-        for line in line_dicts
-    ]
-    client_data = {
-        "task": task,
-        "lines": line_dicts,
-        "has_earlier": len(lines) == PAGE_SIZE and lines[0].seq > 1,
-        "page_size": PAGE_SIZE,
-        "events_url": reverse("tasklog:task_log_events", args=[task_id]),
-        "lines_url": reverse("tasklog:task_log_lines", args=[task_id]),
-    }
+    share = request.GET.get(shares.QUERY_PARAMETER)
+    shared = share is not None and shares.admits(share, log)
+    component = component_context(task_id, log, result, share=share if shared else None)
     context = {
         **admin.site.each_context(request),
         "is_nav_sidebar_enabled": False,
-        "title": task["task_name"] or task_id,
-        "task": task,
-        "log": log,
-        "lines": rendered,
-        "client_data": client_data,
+        "title": component["task"]["task_name"] or task_id,
+        "share_url": None if shared or log is None else share_url(request, log),
+        **component,
     }
     return render(request, "tasklog/task_log.html", context)
 
 
-def without_escapes(message: str) -> str:
-    """The message as the page shows it before its script runs: text without escape codes."""
-    return ESCAPES.sub("", message)
-
-
-def clock_time(line: dict) -> str:
-    """``HH:MM:SS.mmm`` of a line (UTC), as the server-rendered page shows it."""
-    return line["timestamp"][11:23] if line["timestamp"] else ""
+def share_url(request, log: TaskLog) -> str:
+    """A new share link to the page (default lifetime), for the reader's "Copy share link"."""
+    page = reverse("tasklog:task_log", args=[log.task_id])
+    query = urlencode({shares.QUERY_PARAMETER: shares.share_token(log)})
+    return request.build_absolute_uri(f"{page}?{query}")
 
 
 def retry_on_database_error(view):
@@ -371,9 +408,10 @@ def task_log_download(request, task_id: str):
 
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
-@log_reader_required
 def diagnostic(request):
-    """The ``tasklog_diagnose`` checks; the round trip (it sends a task) only on POST."""
+    """The ``tasklog_diagnose`` checks (staff only); the round trip (it sends a task) on POST."""
+    if response := staff_refusal(request):
+        return response
     probe = request.method == "POST"
     checks = run_diagnostics(probe=probe)
     context = {

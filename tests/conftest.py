@@ -12,6 +12,30 @@ import pytest
 from tests import harness
 
 
+def pytest_report_header(config) -> str:
+    from django.db import connection
+
+    return f"database: {connection.vendor} ({connection.settings_dict['ENGINE']})"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Deselect the tests marked ``postgresql`` on another database, and say how many."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return
+    postgresql_only = [item for item in items if item.get_closest_marker("postgresql")]
+    if not postgresql_only:
+        return
+    config.hook.pytest_deselected(items=postgresql_only)
+    items[:] = [item for item in items if not item.get_closest_marker("postgresql")]
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"{len(postgresql_only)} PostgreSQL-only tests deselected on {connection.vendor}"
+        )
+
+
 @pytest.fixture(autouse=True)
 def _integration_services(request):
     if request.node.get_closest_marker("integration") is None:

@@ -1,7 +1,8 @@
 """Real services for the integration tests: are they there, Celery worker processes, waiting.
 
-Integration tests run against PostgreSQL and Redis named by ``DATABASE_URL`` and
-``CELERY_BROKER_URL`` (``make test`` starts throwaway ones). Workers are real
+Integration tests run against PostgreSQL (or MySQL/MariaDB) and Redis named by ``DATABASE_URL``
+and ``CELERY_BROKER_URL`` (``make test`` starts throwaway ones; the MariaDB entry of
+``make test-matrix`` runs them on MariaDB). Workers are real
 ``celery worker`` subprocesses pointed at pytest-django's test database, so what a test sees is
 what a deployed worker does.
 """
@@ -31,15 +32,20 @@ def running_in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
+# The database servers the integration tests run on (a matrix entry each, see noxfile.py).
+SERVER_ENGINES = ("django.db.backends.postgresql", "django.db.backends.mysql")
+
+
 def missing_services() -> list[str]:
-    """Why the integration tests cannot run here; empty when PostgreSQL and Redis are set up."""
+    """Why the integration tests cannot run here; empty when a database server and Redis are
+    set up."""
     return service_problems(settings.DATABASES["default"]["ENGINE"], settings.CELERY_BROKER_URL)
 
 
 def service_problems(database_engine: str, broker_url: str) -> list[str]:
     reasons = []
-    if database_engine != "django.db.backends.postgresql":
-        reasons.append("DATABASE_URL does not name a PostgreSQL database")
+    if database_engine not in SERVER_ENGINES:
+        reasons.append("DATABASE_URL does not name a PostgreSQL or MySQL/MariaDB database")
     if not broker_url.startswith("redis://"):
         reasons.append("CELERY_BROKER_URL does not name a Redis server")
     elif not redis_answers(broker_url):
@@ -64,7 +70,7 @@ def require_services() -> None:
     reasons = missing_services()
     if not reasons:
         return
-    message = "integration test needs PostgreSQL and Redis: " + "; ".join(reasons)
+    message = "integration test needs PostgreSQL (or MariaDB) and Redis: " + "; ".join(reasons)
     message += " (`make test` starts both)"
     if running_in_ci():
         pytest.fail(message, pytrace=False)

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import uvicorn
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-from django.core.asgi import get_asgi_application
 from django.db import connections
 from django.urls import reverse
 from playwright.sync_api import expect, sync_playwright
 
 from tasklog.models import TaskLog
+from tests.live_server import LiveServer
 from tests.logs import TASK_ID, add_lines, make_log, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -31,34 +27,16 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 XSS = "<script>alert(1)</script>"
-SERVER_START_TIMEOUT = 20
 AT_BOTTOM = "box => box.scrollTop + box.clientHeight >= box.scrollHeight - 8"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
 def live_server_url(transactional_db):
     """The test project served by uvicorn (ASGI, static files included) on a free port."""
-    port = free_port()
-    app = ASGIStaticFilesHandler(get_asgi_application())
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(SERVER_START_TIMEOUT)
+    server = LiveServer()
+    server.start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture

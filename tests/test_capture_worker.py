@@ -1,7 +1,8 @@
-"""The capture engine in real Celery workers on PostgreSQL and Redis."""
+"""The capture engine in real Celery workers on PostgreSQL (or MariaDB) and Redis."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -71,6 +72,18 @@ def test_eight_concurrent_tasks_store_every_line_once_in_its_own_log(
         assert [seq for seq, _stream, _message in lines] == list(range(1, 2001))
         log = log_of(result.id)
         assert (log.lines, log.dropped, log.finished is not None) == (2000, 0, True)
+
+
+def test_four_byte_characters_are_stored_as_printed(worker_factory):
+    """Emoji and other characters beyond the BMP (utf8mb4 on MySQL/MariaDB), in every stream."""
+    worker = worker_factory(pool="threads", concurrency=4, env=UNCAPPED)
+    labels = ["🎉 party", "𝄞 clef", "😀😃😄", "ascii then 🐍"]
+
+    results = [tasks.print_numbered.delay(label, 300) for label in labels]
+
+    for label, result in zip(labels, results, strict=True):
+        assert harness.wait_for_task_result(result.id, worker=worker).status == states.SUCCESS
+        assert messages(result.id) == expected_numbered(label, 300)
 
 
 def test_the_traceback_is_stored_before_the_state_turns_failure(worker_factory):
@@ -202,7 +215,7 @@ def test_a_worker_killed_mid_task_loses_at_most_the_last_flush_interval(worker_f
     assert TaskLog.objects.stale(seconds=1).filter(task_id=result.id).exists()
 
 
-class DatabaseOutage:
+class PostgresOutage:
     """Terminates the test database's connections and refuses new ones, as a failover would."""
 
     def __init__(self):
@@ -235,13 +248,60 @@ class DatabaseOutage:
             psycopg.sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(name)
         )
 
+    def close(self) -> None:
+        self.admin.close()
+
+
+class MariaDBOutage:
+    """Locks the test's account (new connections refused) and kills its other connections.
+
+    An open connection outlives its account's lock: this one, opened first, unlocks it again.
+    """
+
+    def __init__(self):
+        import MySQLdb
+
+        params = connection.settings_dict
+        self.admin = MySQLdb.connect(
+            host=params["HOST"],
+            port=int(params["PORT"]),
+            user=params["USER"],
+            password=params["PASSWORD"] or "",
+            autocommit=True,
+        )
+        self.account = self.query("SELECT CURRENT_USER()")[0][0].replace("@", "'@'")
+
+    def query(self, sql: str) -> tuple:
+        with self.admin.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall()
+
+    def begin(self) -> None:
+        import MySQLdb
+
+        connection.close()
+        self.query(f"ALTER USER '{self.account}' ACCOUNT LOCK")
+        for (connection_id,) in self.query(
+            "SELECT id FROM information_schema.processlist WHERE id <> CONNECTION_ID() "
+            "AND user = SUBSTRING_INDEX(CURRENT_USER(), '@', 1)"
+        ):
+            with contextlib.suppress(MySQLdb.OperationalError):  # gone meanwhile
+                self.query(f"KILL CONNECTION {int(connection_id)}")
+
+    def end(self) -> None:
+        self.query(f"ALTER USER '{self.account}' ACCOUNT UNLOCK")
+
+    def close(self) -> None:
+        self.admin.close()
+
 
 @pytest.fixture
 def outage():
-    outage = DatabaseOutage()
+    """The test database going away and coming back, on PostgreSQL or MariaDB."""
+    outage = PostgresOutage() if connection.vendor == "postgresql" else MariaDBOutage()
     yield outage
     outage.end()
-    outage.admin.close()
+    outage.close()
 
 
 def run_through_an_outage(worker, outage) -> TaskLog:

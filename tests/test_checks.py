@@ -23,7 +23,7 @@ def test_valid_settings_have_no_errors():
             "DATABASE",
             "archive",
             "tasklog.E004",
-            "must name a database in DATABASES (default, logs)",
+            "must name a database in DATABASES (default, logs, sqlite)",
         ),
         ("PRUNE_SCHEDULE", "daily", "tasklog.E005", "must be a crontab of five fields"),
     ],

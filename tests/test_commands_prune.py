@@ -43,7 +43,8 @@ def test_100_000_lines_are_counted_then_deleted_in_batches():
     with CaptureQueriesContext(connection) as queries:
         assert prune("--batch-size", "7000") == "Deleted 20 task logs and 100000 lines.\n"
     assert remaining() == (1, 10)
-    id_batches = [q["sql"] for q in queries if 'FROM "tasklog_tasklogline"' in q["sql"]]
+    lines_table = connection.ops.quote_name("tasklog_tasklogline")
+    id_batches = [q["sql"] for q in queries if f"FROM {lines_table}" in q["sql"]]
     assert len([sql for sql in id_batches if sql.endswith("LIMIT 7000")]) == 15 + 1
 
 
@@ -118,6 +119,7 @@ def test_the_prune_task_deletes_expired_logs_and_closes_dead_runs():
     aged("done", days=0.01)
     assert prune_task_logs.apply(kwargs={"batch_size": 2}).get() == {
         "interrupted": 1,
+        "never_started": 0,
         "logs": 1,
         "lines": 3,
     }

@@ -55,26 +55,18 @@ def test_launch_page_sends_anonymous_users_to_the_login(client):
 
 
 @pytest.mark.usefixtures("example_project")
-def test_launch_page_redirects_to_the_task_page_once_a_worker_took_the_task(admin_client, sent):
-    TaskLog.objects.create(task_id=TASK_ID, started=timezone.now(), last_seen=timezone.now())
+def test_launch_page_shows_the_queued_task_inline_at_once(admin_client, sent):
+    now = timezone.now()
+    TaskLog.objects.create(task_id=TASK_ID, queued=now, queue="celery", last_seen=now)
 
-    response = admin_client.post("/", {"count": "3", "interval": "0.5", "fail": "on"})
+    response = admin_client.post("/", {"count": "3", "interval": "0.5", "fail": "on"}, follow=True)
 
     assert sent == [{"count": 3, "interval": 0.5, "fail": True}]
-    assert response.status_code == 302
-    assert response.url == f"/tasklog/{TASK_ID}/"
-
-
-@pytest.mark.usefixtures("example_project")
-def test_launch_page_says_so_when_no_worker_takes_the_task(admin_client, sent, monkeypatch):
-    monkeypatch.setattr(views, "LAUNCH_WAIT", 0.2)
-
-    response = admin_client.post("/", {"count": "3", "interval": "0.5"})
-
-    assert response.status_code == 200
+    assert response.redirect_chain == [(f"/?task={TASK_ID}", 302)]
     page = response.content.decode()
-    assert "No worker has taken it yet" in page
-    assert f'href="/tasklog/{TASK_ID}/"' in page
+    assert page.count("data-tasklog ") == 1
+    assert 'data-state="QUEUED"' in page
+    assert "Waiting in queue" in page
 
 
 @pytest.mark.usefixtures("example_project")
@@ -119,3 +111,17 @@ def test_the_example_project_shows_no_debug_page_by_default():
     assert example_project_answers() == "404 False"
     assert example_project_answers(DJANGO_DEBUG="TRUE; rm -rf /") == "404 False"
     assert example_project_answers(DJANGO_DEBUG="true") == "404 True"  # what make demo sets
+
+
+@pytest.mark.abuse
+@pytest.mark.usefixtures("example_project")
+def test_the_launch_page_shows_a_few_logs_whatever_the_query(admin_client):
+    hostile = ["<script>alert(1)</script>", "x" * 100_000, "é" * 300, "\x00"] + ["a"] * 500
+
+    response = admin_client.get("/", {"task": hostile})
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    shown = page.count('class="tasklog"') + page.count('class="tasklog tasklog-refused"')
+    assert shown == views.MAX_SHOWN
+    assert "<script>alert(1)</script>" not in page

@@ -41,8 +41,15 @@ def test_worker_reports_a_failing_task_as_failure(worker_factory):
 
 def test_service_problems_names_each_missing_service():
     assert harness.service_problems("django.db.backends.sqlite3", "memory://") == [
-        "DATABASE_URL does not name a PostgreSQL database",
+        "DATABASE_URL does not name a PostgreSQL or MySQL/MariaDB database",
         "CELERY_BROKER_URL does not name a Redis server",
+    ]
+
+
+@pytest.mark.parametrize("engine", ["django.db.backends.postgresql", "django.db.backends.mysql"])
+def test_service_problems_accepts_postgresql_and_mysql(engine):
+    assert harness.service_problems(engine, "redis://127.0.0.1:1/0") == [
+        "Redis at redis://127.0.0.1:1/0 does not answer"
     ]
 
 

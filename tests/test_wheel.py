@@ -170,7 +170,7 @@ def test_the_wheel_runs_a_captured_task_in_a_new_project(dist, tmp_path):
     env = clean_env()
     run([sys.executable, "-m", "venv", "--without-pip", venv], env=env)
     pip = [sys.executable, "-m", "pip", "--python", python, "install", "--quiet"]
-    run([*pip, dist / WHEEL], env=env)
+    run([*pip, f"{dist / WHEEL}[remote]"], env=env)
     project = tmp_path / "project"
     project.mkdir()
     run([venv / "bin" / "django-admin", "startproject", "mysite", project], env=env)
@@ -198,3 +198,5 @@ def test_the_wheel_runs_a_captured_task_in_a_new_project(dist, tmp_path):
     ]
     assert report["download"].endswith("this line is stored and shown live <b>\n")
     assert all(path and path.startswith(site_packages) for path in report["static"])
+    follow_help = run([venv / "bin" / "tasklog-follow", "--help"], cwd=tmp_path, env=env)
+    assert "usage: tasklog-follow" in follow_help  # the console script needs no settings

@@ -23,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ..models import Stream, TaskLog, TaskLogLine
+from . import bulk
 from .context import bypass, logger
 from .lines import clean_text
 
@@ -79,7 +80,8 @@ def fitted(values: dict) -> dict:
 
 
 def open_run(capture, alias: str) -> None:
-    """Create the TaskLog, or start a further attempt of it with a marker line naming it."""
+    """Create the TaskLog, start the row recorded when the task was queued (attempt 1), or
+    start a further attempt of a started one with a marker line naming it."""
     now = timezone.now()
     described = fitted({"task_name": capture.task_name, "worker": capture.worker, **capture.origin})
     with transaction.atomic(using=alias):
@@ -96,7 +98,15 @@ def open_run(capture, alias: str) -> None:
                 },
             )
         )
-        if not created and log.flush_token != capture.run_token:  # else: our own retried open
+        if not created and log.started is None:  # queued: this is its first start, attempt 1
+            log.started = log.last_seen = now
+            log.finished = None
+            log.interrupted = False
+            log.flush_token = capture.run_token
+            for name, value in described.items():
+                setattr(log, name, value or getattr(log, name))
+            log.save()
+        elif not created and log.flush_token != capture.run_token:  # else: our own retried open
             previous_unfinished = log.finished is None
             log.attempts += 1
             log.finished = None
@@ -286,10 +296,13 @@ def _store_refused_row(row: tuple, error: BaseException, alias: str) -> None:
 
 
 def insert_rows(rows: list, alias: str) -> None:
-    """COPY on PostgreSQL with psycopg 3 (the fastest ingest), ``bulk_create`` elsewhere."""
+    """COPY on PostgreSQL with psycopg 3 (the fastest ingest), the driver's ``executemany`` on
+    SQLite and MySQL (``bulk``), ``bulk_create`` elsewhere."""
     if not rows:
         return
     connection = connections[alias]
+    if connection.vendor in bulk.INSERTS:
+        return bulk.INSERTS[connection.vendor](connection, rows)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             raw = cursor.cursor

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.core.management.base import CommandError
 
 from tasklog import conf, search
 from tasklog.conf import SettingError, settings
 from tasklog.models import Stream
+from tasklog.reading import parse_age
 
 
 def _argument_type(parse: Callable, name: str) -> Callable[[str], object]:
@@ -36,6 +38,16 @@ def context_count(text: str) -> int:
     if number > search.MAX_CONTEXT:
         raise argparse.ArgumentTypeError(f"at most {search.MAX_CONTEXT} lines, got {number}")
     return number
+
+
+def age(text: str) -> timedelta:
+    """A span such as ``90s``, ``10m``, ``2h`` or ``7d``, for options such as ``--expires``."""
+    span = parse_age(text)
+    if span is None or not span:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a span of time such as 90s, 10m, 2h or 7d"
+        )
+    return span
 
 
 def add_database_argument(parser: argparse.ArgumentParser) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from celery import states
 from django.core.management.base import BaseCommand, CommandError
 
@@ -15,17 +17,15 @@ from tasklog.management.arguments import (
     line_filter,
     seconds,
 )
-from tasklog.models import TaskLogLine
-
-EXIT_FAILED = 1
-EXIT_TIMEOUT = 2
-EXIT_INTERRUPTED = 130
+from tasklog.models import TaskLog, TaskLogLine
+from tasklog.portable import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TIMEOUT
+from tasklog.results import QUEUED
 
 
 class Command(BaseCommand):
     help = (
         "Print a task's log like tail -f until the task ends. Exit status: 0 success, "
-        "1 failure (or revoked, interrupted), 2 timeout."
+        "1 failure (or revoked, interrupted), 2 timeout, 3 refused by the --url site."
     )
 
     def add_arguments(self, parser):
@@ -36,9 +36,15 @@ class Command(BaseCommand):
         add_filter_arguments(parser)
         add_raw_argument(parser)
         add_database_argument(parser)
+        parser.add_argument(
+            "--url", help="Follow over HTTP from this tasklog URL (https://site/tasklog/)."
+        )
+        parser.add_argument("--token", help="API token for --url (default: $TASKLOG_TOKEN).")
 
-    def handle(self, *args, task_id, tail, timeout, interval, raw, database, **options):
+    def handle(self, *args, task_id, tail, timeout, interval, raw, database, url, token, **options):
         """Filters (--grep, --stream, ...) choose the lines shown; groups still indent them."""
+        if url:
+            return self.follow_remote(url, token, task_id, tail=tail, timeout=timeout)
         clean = terminal.text_filter(raw=raw, style=self.style)
         shown_id = terminal.safe(task_id)  # the id and the state can hold anything
         chosen = line_filter(options)
@@ -51,8 +57,12 @@ class Command(BaseCommand):
         )
         placer = sections.Placer(lines)
         try:
-            if follower.current_state()[0] == states.PENDING:
+            state = follower.current_state()[0]
+            if state == states.PENDING:
                 self.stderr.write(f"Waiting for task {shown_id} to start...")
+            elif state == QUEUED:
+                log = TaskLog.objects.using(database).find(task_id)
+                self.stderr.write(f"Task {shown_id}: {terminal.safe(reading.waiting_note(log))}")
             for page in follower.pages(timeout):
                 shown = [reading.Shown(line, place) for line, place in placer.place(page)]
                 if options["json"]:
@@ -78,3 +88,27 @@ class Command(BaseCommand):
                 f"Task {shown_id} ended: {terminal.safe(follower.state)}.", returncode=EXIT_FAILED
             )
         self.stderr.write(f"Task {shown_id} ended: {terminal.safe(follower.state)}.")
+
+    def follow_remote(self, url, token, task_id, *, tail, timeout) -> None:
+        """``--url``: the same output and exit status, read from the site with a token."""
+        from tasklog import remote  # needs the "remote" extra (httpx, httpx-sse)
+
+        token = token or os.environ.get(remote.TOKEN_VARIABLE)
+        if not token:
+            raise CommandError(f"--url needs --token or {remote.TOKEN_VARIABLE}.")
+        if not url.startswith(("http://", "https://")):
+            raise CommandError("--url must start with http:// or https://")
+        status, message = remote.follow(
+            url,
+            task_id,
+            token,
+            write_line=lambda text, style: self.stdout.write(
+                text, getattr(self.style, style) if style else str
+            ),
+            write_notice=self.stderr.write,
+            tail=tail,
+            timeout=timeout,
+        )
+        if status:
+            raise CommandError(message, returncode=status)
+        self.stderr.write(message)

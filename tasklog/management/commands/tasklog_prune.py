@@ -8,7 +8,7 @@ from django.template.defaultfilters import pluralize
 from tasklog.conf import settings
 from tasklog.management.arguments import add_database_argument, batch_size, days
 from tasklog.models import TaskLog
-from tasklog.pruning import close_dead_runs
+from tasklog.pruning import close_dead_runs, close_never_started
 
 
 class Command(BaseCommand):
@@ -27,6 +27,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, days, task_ids, dry_run, batch_size, database, **options):
         self.close_dead_runs(database, dry_run)
+        self.close_never_started(database, dry_run)
         logs = TaskLog.objects.using(database)
         if days is None and not task_ids:
             days = settings.RETENTION_DAYS
@@ -50,6 +51,14 @@ class Command(BaseCommand):
             silent = f"silent for more than {settings.STALE_AFTER} s: the worker died"
             verb = "Would close" if dry_run else "Closed"
             self.stdout.write(f"{verb} {runs} as interrupted ({silent}).")
+
+    def close_never_started(self, database: str, dry_run: bool) -> None:
+        closed = close_never_started(database, dry_run=dry_run)
+        if closed:
+            tasks = f"{closed} task{pluralize(closed)}"
+            waited = f"queued for more than {settings.QUEUE_TIMEOUT} s: no worker took them"
+            verb = "Would close" if dry_run else "Closed"
+            self.stdout.write(f"{verb} {tasks} that never started ({waited}).")
 
     def counts(self, logs: int, lines: int) -> str:
         return f"{logs} task log{pluralize(logs)} and {lines} line{pluralize(lines)}"

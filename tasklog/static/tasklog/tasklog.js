@@ -1,15 +1,21 @@
-/* celery-tasklog: the live task log page.
+/* celery-tasklog: the live log component, on the task page and wherever {% tasklog_live %} puts it.
  *
- * Renders the lines the page ships as JSON (replacing the plain copy the server rendered), loads earlier pages on demand, appends new lines
- * from Server-Sent Events and keeps the header (state, progress, duration) current.
+ * Mounts on every [data-tasklog] element, each with its own JSON config (a child
+ * <script type="application/json">), so several logs may share a page: renders the lines the
+ * config ships (replacing the plain copy the server rendered), loads earlier pages on demand,
+ * appends new lines from Server-Sent Events and keeps the header (state, progress, timings)
+ * current.
  * Log text only ever reaches the DOM through textContent: ANSI colour codes become classes on
  * spans built here, never markup parsed from the log.
  */
 (function () {
   "use strict";
 
+  if (window.tasklog) return; // the script is included once per component: run it once
+
   const MAX_DOM_LINES = 5000;
   const BOTTOM_SLACK = 8;
+  const RECONNECT_MS = 5000; // after a refused stream (server restarting, task not known yet)
   // CSI sequences (colours, cursor moves, erase), OSC sequences (titles, links), lone ESCs.
   const ESCAPES = /\x1b\[([0-?]*)[ -\/]*([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b/g;
 
@@ -141,9 +147,14 @@
     return row;
   }
 
-  /* The page ------------------------------------------------------------------------------ */
+  function localMoment(timestamp) {
+    const moment = new Date(timestamp);
+    return isNaN(moment) ? "" : moment.toLocaleString();
+  }
 
-  function TaskLogPage(root, data) {
+  /* The component ------------------------------------------------------------------------- */
+
+  function LiveLog(root, data) {
     this.root = root;
     this.data = data;
     this.box = root.querySelector(".tasklog-lines");
@@ -153,10 +164,11 @@
     this.firstSeq = null;
     this.lastSeq = 0;
     this.stick = true;
+    this.ended = false;
     this.hasEarlier = data.has_earlier;
   }
 
-  TaskLogPage.prototype.start = function () {
+  LiveLog.prototype.start = function () {
     // The server rendered the last lines as plain text (for a page without its script):
     // replace them with the same lines, coloured.
     for (const row of this.box.querySelectorAll(".tasklog-line")) row.remove();
@@ -170,23 +182,23 @@
     if (!this.data.task.complete) this.listen();
   };
 
-  TaskLogPage.prototype.atBottom = function () {
+  LiveLog.prototype.atBottom = function () {
     const box = this.box;
     return box.scrollTop + box.clientHeight >= box.scrollHeight - BOTTOM_SLACK;
   };
 
-  TaskLogPage.prototype.onScroll = function () {
+  LiveLog.prototype.onScroll = function () {
     this.stick = this.atBottom();
     this.jump.hidden = this.stick;
   };
 
-  TaskLogPage.prototype.scrollToBottom = function () {
+  LiveLog.prototype.scrollToBottom = function () {
     this.box.scrollTop = this.box.scrollHeight;
     this.stick = true;
     this.jump.hidden = true;
   };
 
-  TaskLogPage.prototype.append = function (lines) {
+  LiveLog.prototype.append = function (lines) {
     const fresh = lines.filter((line) => line.seq > this.lastSeq);
     if (!fresh.length) {
       this.empty.hidden = this.lastSeq > 0;
@@ -205,7 +217,7 @@
   };
 
   // A reader following a long live log keeps at most MAX_DOM_LINES rows; earlier ones reload.
-  TaskLogPage.prototype.trim = function () {
+  LiveLog.prototype.trim = function () {
     const rows = this.box.querySelectorAll(".tasklog-line");
     const excess = rows.length - MAX_DOM_LINES;
     if (excess <= 0) return;
@@ -215,7 +227,7 @@
     this.showEarlierButton();
   };
 
-  TaskLogPage.prototype.prepend = function (lines) {
+  LiveLog.prototype.prepend = function (lines) {
     const older = lines.filter((line) => this.firstSeq === null || line.seq < this.firstSeq);
     if (!older.length) return;
     const fragment = document.createDocumentFragment();
@@ -227,11 +239,11 @@
     if (this.lastSeq === 0) this.lastSeq = older[older.length - 1].seq;
   };
 
-  TaskLogPage.prototype.showEarlierButton = function () {
+  LiveLog.prototype.showEarlierButton = function () {
     this.earlier.hidden = !this.hasEarlier;
   };
 
-  TaskLogPage.prototype.loadEarlier = async function () {
+  LiveLog.prototype.loadEarlier = async function () {
     this.earlier.disabled = true;
     try {
       const url = new URL(this.data.lines_url, window.location.href);
@@ -250,11 +262,11 @@
     }
   };
 
-  TaskLogPage.prototype.field = function (name) {
+  LiveLog.prototype.field = function (name) {
     return this.root.querySelector('[data-field="' + name + '"]');
   };
 
-  TaskLogPage.prototype.updateTask = function (task) {
+  LiveLog.prototype.updateTask = function (task) {
     const state = this.field("state");
     state.textContent = task.state;
     state.dataset.state = task.state;
@@ -263,6 +275,9 @@
     if (task.progress !== null) bar.value = task.progress;
     this.field("progress").textContent = task.progress === null ? "—" : task.progress + "%";
     if (task.duration !== null) this.field("duration").textContent = task.duration.toFixed(1) + " s";
+    if (task.started) this.field("started").textContent = localMoment(task.started);
+    if (task.queue_wait !== null) this.field("queue-wait").textContent = task.queue_wait.toFixed(1) + " s";
+    this.field("waiting").hidden = task.state !== "QUEUED";
     this.field("attempts").textContent = task.attempts;
     this.field("worker").textContent = task.worker || "—";
     this.field("finished").hidden = !task.complete;
@@ -270,25 +285,61 @@
     this.root.dataset.state = task.state;
   };
 
-  TaskLogPage.prototype.listen = function () {
+  LiveLog.prototype.listen = function () {
     const url = new URL(this.data.events_url, window.location.href);
     url.searchParams.set("after", this.lastSeq);
     const source = new EventSource(url);
     const live = this.field("live");
     source.addEventListener("open", () => { live.hidden = false; });
-    source.addEventListener("error", () => { live.hidden = true; });
+    source.addEventListener("error", () => {
+      live.hidden = true;
+      // The browser retries a dropped stream itself, but not one refused (an error status).
+      if (source.readyState === EventSource.CLOSED && !this.ended) {
+        setTimeout(() => this.listen(), RECONNECT_MS);
+      }
+    });
     source.addEventListener("line", (event) => this.append([JSON.parse(event.data)]));
     source.addEventListener("state", (event) => this.updateTask(JSON.parse(event.data)));
     source.addEventListener("end", (event) => {
+      this.ended = true;
       source.close();
       live.hidden = true;
       this.updateTask(JSON.parse(event.data));
     });
   };
 
-  document.addEventListener("DOMContentLoaded", function () {
-    const root = document.getElementById("tasklog");
-    const data = document.getElementById("tasklog-data");
-    if (root && data) new TaskLogPage(root, JSON.parse(data.textContent)).start();
+  // "Copy share link": the server put a fresh signed link on the button; copy it, or show it
+  // for copying by hand where the clipboard is not available (plain HTTP, denied permission).
+  document.addEventListener("click", async function (event) {
+    const button = event.target.closest(".tasklog-share");
+    if (!button) return;
+    const link = button.dataset.shareUrl;
+    try {
+      await navigator.clipboard.writeText(link);
+      const copied = button.parentElement.querySelector(".tasklog-share-copied");
+      if (copied) copied.hidden = false;
+    } catch (error) {
+      window.prompt(button.textContent, link);
+    }
   });
+
+  // Starts every component under root not started yet; returns how many it started.
+  function mountAll(root) {
+    let mounted = 0;
+    for (const element of (root || document).querySelectorAll("[data-tasklog]")) {
+      const config = element.querySelector(':scope > script[type="application/json"]');
+      if (element.dataset.tasklogMounted || !config) continue;
+      element.dataset.tasklogMounted = "1";
+      new LiveLog(element, JSON.parse(config.textContent)).start();
+      mounted++;
+    }
+    return mounted;
+  }
+
+  window.tasklog = { mountAll: mountAll };
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", () => mountAll(document));
+  } else {
+    mountAll(document);
+  }
 })();

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tasklog', '0001_initial'),
+        ('tasklog', '0003_tasklog_queued'),
     ]
 
     operations = [
