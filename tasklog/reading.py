@@ -18,10 +18,10 @@ from tabulate import MIN_PADDING, tabulate
 
 from . import sections
 from .models import Stream
-from .portable import plain_text, style_name
+from .portable import plain_text, record_text, style_name
 from .results import effective_state
 from .search import LineFilter
-from .serializers import extra_as_text, line_as_dict, task_as_dict
+from .serializers import line_as_dict, task_as_dict
 from .terminal import safe
 
 PAGE_SIZE = 1000
@@ -122,8 +122,7 @@ def format_duration(duration: timedelta | None) -> str:
 
 def message_text(line) -> str:
     """The message, with a logging record's logger in front and its extra fields after."""
-    text = f"{line.logger}: {line.message}" if line.logger else line.message
-    return text + extra_as_text(line.extra)
+    return record_text(line.message, line.logger, line.extra)
 
 
 def plain_line(line) -> str:

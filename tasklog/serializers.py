@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable
 
 from django.utils import timezone
 
+from .portable import extra_as_text
 from .results import effective_state, is_complete, is_interrupted, progress_of
 from .sections import is_error, line_kind
-
-_WORD = re.compile(r"[\w.:/@+-]+")
 
 
 def _iso(moment) -> str | None:
@@ -71,21 +68,6 @@ def line_as_dict(line, place=None) -> dict:
     if hasattr(line, "match"):
         data["match"] = bool(line.match)
     return data
-
-
-def extra_as_text(extra: dict | None) -> str:
-    """`` key=value key2="a b"``: a record's extra fields beside its line; values that are
-    not single words are JSON-quoted, so the text stays one unambiguous line."""
-    if not extra:
-        return ""
-    parts = []
-    for key, value in extra.items():
-        parts.append(f"{_word_or_json(key)}={_word_or_json(value)}")
-    return " " + " ".join(parts)
-
-
-def _word_or_json(value) -> str:
-    return value if isinstance(value, str) and _WORD.fullmatch(value) else json.dumps(value)
 
 
 def line_as_text(line, clean: Callable[[str], str] = str) -> str:
