@@ -13,9 +13,11 @@ import os
 import subprocess
 import sys
 
-BENCHMARKS = ("throughput", "latency", "biglogs", "concurrency", "ingest", "publish")
+BENCHMARKS = ("throughput", "latency", "biglogs", "search", "concurrency", "ingest", "publish")
 # COPY, generate_series, PostgreSQL's own database creation: these run on PostgreSQL only.
-POSTGRESQL_ONLY = frozenset(("throughput", "latency", "biglogs", "concurrency", "publish"))
+POSTGRESQL_ONLY = frozenset(
+    ("throughput", "latency", "biglogs", "search", "concurrency", "publish")
+)
 
 
 def database_urls(name: str) -> list[str | None]:

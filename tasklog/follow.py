@@ -14,6 +14,7 @@ from .conf import settings
 from .models import TaskLog, TaskLogLine
 from .portable import SUCCESSFUL_STATES
 from .results import effective_state, is_complete, result_for
+from .search import LineFilter
 
 __all__ = ["SUCCESSFUL_STATES", "FollowTimeout", "LogFollower"]
 
@@ -36,11 +37,13 @@ class LogFollower:
         after: int = 0,
         poll_interval: float = 0.2,
         using: str | None = None,
+        chosen: LineFilter | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.task_id = task_id
         self.after = after
+        self.chosen = chosen or LineFilter()
         self.poll_interval = poll_interval
         self.using = using or settings.DATABASE
         self.sleep = sleep
@@ -51,17 +54,26 @@ class LogFollower:
         """The task's state and whether its log is complete, read before its lines."""
         log = TaskLog.objects.using(self.using).filter(task_id=self.task_id).first()
         result = result_for(self.task_id)
+        self.stored = log.lines if log is not None else 0
         return effective_state(log, result), is_complete(log, result)
 
     def pages(self, timeout: float | None = None) -> Iterator[list]:
-        """Pages of new lines until the log is complete; ``FollowTimeout`` after ``timeout`` s."""
+        """Pages of new lines until the log is complete; ``FollowTimeout`` after ``timeout`` s.
+
+        With a filter, each poll starts after the last line stored when it began (a log's
+        counter moves in the transaction that stores its lines), not after the last line
+        shown: a rare match never makes every poll read the whole log again.
+        """
         lines = TaskLogLine.objects.using(self.using).for_task(self.task_id)
+        chosen_lines = lines.chosen_by(self.chosen)
         deadline = None if timeout is None else self.clock() + timeout
         while True:
             state, complete = self.current_state()
-            for page in lines.pages(self.after):
+            stored = self.stored
+            for page in chosen_lines.pages(self.after):
                 self.after = page[-1].seq
                 yield page
+            self.after = max(self.after, stored)
             if complete:
                 self.state = state
                 return

@@ -13,7 +13,7 @@ from django.conf import settings as django_settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from .querysets import TaskLogLineQuerySet, TaskLogQuerySet
+from .querysets import SECTION_LINES, TaskLogLineQuerySet, TaskLogQuerySet
 
 
 class Stream(models.TextChoices):
@@ -149,6 +149,20 @@ class TaskLogLine(models.Model):
         _("level"), null=True, blank=True, choices=Level.choices, help_text=_("Logging level.")
     )
     message = models.TextField(_("message"), blank=True)
+    # An insert path that does not name these columns still works: "" and NULL by default.
+    logger = models.CharField(
+        _("logger"),
+        max_length=255,
+        blank=True,
+        db_default="",
+        help_text=_("Name of the logger of a logging record (stream log)."),
+    )
+    extra = models.JSONField(
+        _("extra"),
+        null=True,
+        blank=True,
+        help_text=_("The record's extra={} fields, made JSON-safe and bounded in size."),
+    )
 
     objects = TaskLogLineQuerySet.as_manager()
 
@@ -159,7 +173,13 @@ class TaskLogLine(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["task_id", "seq"], name="tasklog_line_task_seq_uniq"),
         ]
-        indexes = [models.Index(fields=["timestamp"], name="tasklog_line_timestamp_idx")]
+        indexes = [
+            models.Index(fields=["timestamp"], name="tasklog_line_timestamp_idx"),
+            # Databases without partial indexes (MariaDB) skip it: sections are read by a scan.
+            models.Index(
+                fields=["task_id", "seq"], condition=SECTION_LINES, name="tasklog_line_section_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.task_id} #{self.seq}"

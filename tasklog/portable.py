@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import logging
 import os
 import re
@@ -50,6 +51,26 @@ def task_id_segment(task_id: str) -> str:
         return task_id
     encoded = base64.urlsafe_b64encode(task_id.encode("utf-8", "surrogatepass")).rstrip(b"=")
     return ENCODED_MARKER + encoded.decode("ascii")
+
+
+_WORD = re.compile(r"[\w.:/@+-]+")
+
+
+def extra_as_text(extra: dict | None) -> str:
+    """`` key=value key2="a b"``: a record's extra fields beside its line; keys and values that
+    are not single words are JSON-quoted, so the text stays one unambiguous line."""
+    if not extra:
+        return ""
+    return " " + " ".join(f"{_word_or_json(k)}={_word_or_json(v)}" for k, v in extra.items())
+
+
+def _word_or_json(value) -> str:
+    return value if isinstance(value, str) and _WORD.fullmatch(value) else json.dumps(value)
+
+
+def record_text(message: str, logger: str = "", extra: dict | None = None) -> str:
+    """The message, with a logging record's logger in front and its extra fields after."""
+    return (f"{logger}: {message}" if logger else message) + extra_as_text(extra)
 
 
 def plain_text(stream: str, level_name: str | None, message: str) -> str:

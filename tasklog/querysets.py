@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import models, transaction
+from django.db import connections, models, transaction
 from django.utils import timezone
 
 from .conf import settings
+from .sections import ATTEMPT_PREFIX, GROUP_END, GROUP_START
+
+SECTION_LINES = (
+    models.Q(message__startswith=GROUP_START)
+    | models.Q(message__startswith=GROUP_END)
+    | models.Q(stream="marker", message__startswith=ATTEMPT_PREFIX)
+)
+"""The lines that may open or close a section; the condition of a partial index."""
 
 
 class LogDatabaseQuerySet(models.QuerySet):
@@ -177,6 +186,72 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
 
     def containing(self, text: str):
         return self.filter(message__contains=text) if text else self
+
+    def matching(self, text: str, *, regex: bool = False):
+        """Lines whose message holds ``text`` (any case), or matches the pattern ``text``.
+
+        Check the pattern first (``search.check_pattern``) and evaluate the result inside
+        ``search.time_limit``: this only builds the query.
+        """
+        return self.filter(self._search_condition(text, regex)) if text else self
+
+    def _search_condition(self, text: str, regex: bool) -> models.Q:
+        if not regex:
+            return models.Q(message__icontains=text)
+        from .search import in_dialect
+
+        return models.Q(message__regex=in_dialect(text, connections[self.db].vendor))
+
+    def marking(self, text: str, *, regex: bool = False):
+        """Each line with ``match``: whether ``matching(text, regex=regex)`` would keep it."""
+        if not text:
+            return self
+        condition = self._search_condition(text, regex)
+        return self.annotate(
+            match=models.ExpressionWrapper(condition, output_field=models.BooleanField())
+        )
+
+    def at_least(self, level: int | None):
+        """Logging records at ``level`` or above (lines without a level are not records)."""
+        return self if level is None else self.filter(level__gte=level)
+
+    def from_logger(self, name: str):
+        """Records of the logger ``name`` and of its children (``name.*``)."""
+        if not name:
+            return self
+        return self.filter(models.Q(logger=name) | models.Q(logger__startswith=f"{name}."))
+
+    def chosen_by(self, line_filter):
+        """The lines a ``search.LineFilter`` keeps: every filter and the search combined."""
+        return (
+            self.in_streams(*line_filter.streams)
+            .at_least(line_filter.level)
+            .from_logger(line_filter.logger)
+            .matching(line_filter.text, regex=line_filter.regex)
+        )
+
+    def errors(self):
+        """Lines that open the group they are in: stderr, and records at ERROR or above."""
+        return self.filter(models.Q(stream="stderr") | models.Q(level__gte=logging.ERROR))
+
+    def sections(self):
+        """Lines that open or close a section (``tasklog.sections``): a group's first or last
+        line, or a retry's attempt marker. The partial index ``tasklog_line_section_idx``
+        holds just these, so finding them costs nothing like reading the log."""
+        return self.filter(SECTION_LINES)
+
+    def count_up_to(self, limit: int) -> tuple[int, bool]:
+        """``(count, exact)``: the exact count up to ``limit``, else ``(limit, False)``.
+
+        Counting stops at ``limit + 1`` rows, so a common word in a huge log costs no more
+        than reading ``limit`` rows of it.
+        """
+        found = self.order_by()[: limit + 1].count()
+        return min(found, limit), found <= limit
+
+    def around(self, seq: int, context: int) -> list:
+        """The line ``seq`` (or where it would be) with ``context`` lines on each side."""
+        return self.before(seq + 1).tail(context + 1) + self.after(seq).head(context)
 
     def head(self, count: int) -> list:
         return list(self.order_by("seq")[:count])

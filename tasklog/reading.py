@@ -9,15 +9,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from tabulate import MIN_PADDING, tabulate
 
+from . import sections
 from .models import Stream
-from .portable import plain_text, style_name
+from .portable import plain_text, record_text, style_name
 from .results import effective_state
+from .search import LineFilter
 from .serializers import line_as_dict, task_as_dict
 from .terminal import safe
 
@@ -26,6 +29,8 @@ LINE_HEADERS = ("seq", "time", "stream", "message")
 STREAM_WIDTH = len("log CRITICAL")
 TIME_WIDTH = len("00:00:00.000")
 COLUMN_GAP = " " * MIN_PADDING
+INDENT = "  "
+GAP = "--"  # between two blocks of search hits with their context, as grep -C writes it
 
 _AGE = re.compile(r"^\s*([0-9]+)\s*([smhd])\s*$")
 _AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -115,9 +120,106 @@ def format_duration(duration: timedelta | None) -> str:
     return f"{hours}:{minutes:02}:{seconds:02}"
 
 
+def message_text(line) -> str:
+    """The message, with a logging record's logger in front and its extra fields after."""
+    return record_text(line.message, line.logger, line.extra)
+
+
 def plain_line(line) -> str:
     """The line as the task wrote it; logging records keep their level in front."""
-    return plain_text(line.stream, line.level_name, line.message)
+    return plain_text(line.stream, line.level_name, message_text(line))
+
+
+def in_section(line, place, text: str, clean: Callable[[str], str]) -> str:
+    """``text`` (cleaned) indented by the line's group depth; a group's first line shows as
+    ``▸ Title``, its last as ``◂ Title: N lines, D`` (lines in between, first to last)."""
+    if place is None:
+        return clean(text)
+    indent = INDENT * place.depth
+    if place.kind == sections.GROUP_START_KIND:
+        return f"{indent}▸ {clean(sections.group_title(line.message))}"
+    if place.kind == sections.GROUP_END_KIND and place.closed is not None:
+        group = place.closed
+        inside = line.seq - group.seq - 1
+        duration = line.timestamp - group.started if group.started else None
+        summary = f"{inside:,} line{'s' if inside != 1 else ''}"
+        if duration is not None:
+            summary += f", {format_duration(duration)}"
+        return f"{indent}◂ {clean(group.title)}: {summary}"
+    return indent + clean(text)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A line as a command shows it: its place among the sections, whether it matches the
+    search (None without ``--context``) and whether lines were left out before it."""
+
+    line: object
+    place: sections.Place | None = None
+    match: bool | None = None
+    gap: bool = False
+
+
+def shown_pages(
+    lines,
+    chosen: LineFilter,
+    *,
+    since: datetime | None = None,
+    head: int | None = None,
+    tail: int | None = None,
+    context: int | None = None,
+    page_size: int = PAGE_SIZE,
+) -> Iterator[list[Shown]]:
+    """The pages a command shows of ``lines`` (a task's lines): those ``chosen`` keeps, the
+    first ``head`` or last ``tail`` of them, each hit of the search with ``context`` lines
+    around it (blocks apart marked, as grep -C does, even with 0), every line placed among
+    the sections."""
+    base = lines.since(since) if since is not None else lines
+    placer = sections.Placer(lines)
+    if context is not None and chosen.searching:
+        unsearched = replace(chosen, text="", regex=False)
+        pages = context_pages(
+            base.chosen_by(unsearched),
+            base.chosen_by(chosen),
+            chosen,
+            context,
+            chosen_pages(base.chosen_by(chosen), head=head, tail=tail, page_size=page_size),
+        )
+        for page in pages:
+            placed = placer.place([item.line for item in page])
+            yield [
+                replace(item, place=place)
+                for item, (_line, place) in zip(page, placed, strict=True)
+            ]
+        return
+    for page in chosen_pages(base.chosen_by(chosen), head=head, tail=tail, page_size=page_size):
+        yield [Shown(line, place) for line, place in placer.place(page)]
+
+
+def context_pages(base, hits, chosen: LineFilter, context: int, hit_pages) -> Iterator[list]:
+    """Each hit with ``context`` lines of ``base`` before and after it, as grep -C shows them:
+    overlapping blocks merge, a gap between blocks is marked. Two or three indexed queries a
+    hit: the cost grows with the hits shown, not with the log."""
+    marked = base.marking(chosen.text, regex=chosen.regex)
+    last = 0
+    for hit_page in hit_pages:
+        page = []
+        for hit in hit_page:
+            if hit.seq > last:
+                before = marked.after(last).before(hit.seq).tail(context)
+                first = before[0].seq if before else hit.seq
+                gap = last > 0 and base.after(last).before(first).exists()
+                block = [*before, hit]
+                page += [
+                    Shown(line, match=line is hit or bool(line.match), gap=gap and index == 0)
+                    for index, line in enumerate(block)
+                ]
+                last = hit.seq
+            after = [line for line in marked.after(hit.seq).head(context) if line.seq > last]
+            page += [Shown(line, match=bool(line.match)) for line in after]
+            last = max(last, after[-1].seq if after else last)
+        if page:
+            yield page
 
 
 def line_style(line, style) -> Callable[[str], str]:
@@ -127,7 +229,7 @@ def line_style(line, style) -> Callable[[str], str]:
 
 
 def table_page(
-    page: list, *, seq_width: int, with_headers: bool, clean: Callable[[str], str] = str
+    page: list[Shown], *, seq_width: int, with_headers: bool, clean: Callable[[str], str] = str
 ) -> str:
     """One page of lines as table rows whose columns line up with every other page's.
 
@@ -137,15 +239,19 @@ def table_page(
     """
     seq_width = max(seq_width, len("seq") + MIN_PADDING)
     widths = (seq_width, TIME_WIDTH, STREAM_WIDTH)
-    rows = [
-        (
-            str(line.seq).rjust(seq_width),
-            clock_time(line.timestamp),
-            clean(stream_label(line)).ljust(STREAM_WIDTH),
-            clean(line.message),
+    rows = []
+    for shown in page:
+        line = shown.line
+        if shown.gap:
+            rows.append((GAP,))
+        rows.append(
+            (
+                str(line.seq).rjust(seq_width),
+                clock_time(line.timestamp),
+                clean(stream_label(line)).ljust(STREAM_WIDTH),
+                in_section(line, shown.place, message_text(line), clean),
+            )
         )
-        for line in page
-    ]
     if with_headers:
         headers = ("seq".rjust(seq_width), "time".ljust(TIME_WIDTH), "stream".ljust(STREAM_WIDTH))
         rules = tuple("-" * width for width in (*widths, len("message") + MIN_PADDING))
@@ -185,15 +291,28 @@ def waiting_note(log) -> str:
     return f"Waiting in queue {log.queue or '?'} since {local_time(log.queued)}..."
 
 
-def json_chunks(log, result, line_pages: Iterable[list]) -> Iterator[str]:
+def shown_as_dict(shown: Shown) -> dict:
+    data = line_as_dict(shown.line, shown.place)
+    if shown.match is not None:
+        data["match"] = shown.match
+    return data
+
+
+def json_chunks(log, result, line_pages: Iterable[list[Shown]]) -> Iterator[str]:
     """The SPEC's JSON document for a log, as chunks of text of one line of the log each."""
     yield '{"task": ' + json.dumps(task_as_dict(log, result)) + ', "lines": ['
     separator = "\n"
     for page in line_pages:
-        for line in page:
-            yield separator + json.dumps(line_as_dict(line))
+        for shown in page:
+            yield separator + json.dumps(shown_as_dict(shown))
             separator = ",\n"
     yield "\n]}\n"
+
+
+def ndjson_page(page: list[Shown]) -> str:
+    """One JSON object per line, for ``jq``; non-ASCII escaped, so no control reaches the
+    terminal as it is."""
+    return "".join(json.dumps(shown_as_dict(shown)) + "\n" for shown in page)
 
 
 def tasks_table(logs: list, results: dict) -> str:

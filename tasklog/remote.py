@@ -37,6 +37,7 @@ from .portable import (
     SUCCESSFUL_STATES,
     plain_text,
     quiet_when_reader_leaves,
+    record_text,
     style_name,
     task_id_segment,
 )
@@ -48,6 +49,7 @@ MAX_RECONNECT_DELAY = 30.0
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 40.0  # the server sends a heartbeat every 15 s
 MAX_SEQ = 2_147_483_647
+
 
 class RemoteTimeout(Exception):
     """The task had not ended when the follower's time was up; ``state`` is its last state."""
@@ -224,7 +226,8 @@ def follow(
         if tail is not None:
             follower.start_at_tail(tail)
         for line in follower.lines(timeout):
-            text = plain_text(line["stream"], line["level"], line["message"])
+            message = record_text(line["message"], line.get("logger", ""), line.get("extra"))
+            text = plain_text(line["stream"], line["level"], message)
             write_line(shown(text), style_name(line["stream"], line["level"]))
     except RemoteTimeout as timed_out:
         message = (

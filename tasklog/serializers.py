@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.utils import timezone
 
+from .portable import extra_as_text
 from .results import effective_state, is_complete, is_interrupted, progress_of
+from .sections import is_error, line_kind
 
 
 def _iso(moment) -> str | None:
@@ -44,17 +48,34 @@ def task_as_dict(log, result) -> dict:
     }
 
 
-def line_as_dict(line) -> dict:
-    return {
+def line_as_dict(line, place=None) -> dict:
+    """A line for JSON readers; ``place`` is its ``sections.Place`` (kind, depth, group):
+    without it, depth and group are null."""
+    kind, depth, group = place[:3] if place else (line_kind(line.stream, line.message), None, None)
+    data = {
         "seq": line.seq,
         "timestamp": _iso(line.timestamp),
         "stream": line.stream,
         "level": line.level_name,
+        "logger": line.logger,
+        "extra": line.extra,
         "message": line.message,
+        "kind": kind,
+        "depth": depth,
+        "group": group,
+        "error": is_error(line),
     }
+    if hasattr(line, "match"):
+        data["match"] = bool(line.match)
+    return data
 
 
-def line_as_text(line) -> str:
-    """``<timestamp> <stream>[:<level>] <message>``: one line of the text download."""
+def line_as_text(line, clean: Callable[[str], str] = str) -> str:
+    """``<timestamp> <stream>[:<level>] [<logger>] <message> key=value``: a line of the download.
+
+    ``clean`` is applied to the message (the download strips escape sequences by default).
+    """
     label = f"{line.stream}:{line.level_name}" if line.level is not None else line.stream
-    return f"{line.timestamp.isoformat()} {label} {line.message}\n"
+    logger = f" [{line.logger}]" if line.logger else ""
+    message = clean(line.message) + extra_as_text(line.extra)
+    return f"{line.timestamp.isoformat()} {label}{logger} {message}\n"

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 
+from . import sections
 from .models import TaskLog, TaskLogLine
 from .pooled import in_pool
 from .results import result_for
@@ -58,8 +59,9 @@ def read_snapshot(task_id: str, after: int) -> Snapshot:
     rest of the log.
     """
     task = task_as_dict(TaskLog.objects.find(task_id), result_for(task_id))
-    lines = next(TaskLogLine.objects.for_task(task_id).pages(after, BATCH_SIZE), [])
-    return Snapshot(task=task, lines=[line_as_dict(line) for line in lines])
+    log_lines = TaskLogLine.objects.for_task(task_id)
+    places, _open_groups = sections.placed(next(log_lines.pages(after, BATCH_SIZE), []), log_lines)
+    return Snapshot(task=task, lines=[line_as_dict(line, place) for line, place in places])
 
 
 def format_event(event: str, data: dict, event_id: int | None = None) -> str:

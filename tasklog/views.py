@@ -20,7 +20,7 @@ from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
 from django.core.handlers.asgi import ASGIRequest
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import (
     Http404,
     HttpResponse,
@@ -36,9 +36,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
-from . import access, shares, sse, tokens
+from . import access, search, sections, shares, sse, tokens
 from .diagnostics import FAIL, run_diagnostics
-from .live import PAGE_SIZE, component_context
+from .live import PAGE_SIZE, component_context, without_escapes
 from .models import TaskLog, TaskLogLine
 from .pooled import in_pool
 from .results import result_for
@@ -48,6 +48,9 @@ MAX_LIMIT = 5000
 MAX_SEQ = 2_147_483_647
 MAX_DIGITS = len(str(MAX_SEQ))
 DOWNLOAD_PAGE_SIZE = 2000
+CONTEXT = 10
+MATCH_COUNT_LIMIT = 10_000
+FLAG_VALUES = {"": False, "0": False, "false": False, "1": True, "true": True}
 EVENT_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -263,40 +266,118 @@ async def task_log_events(request, task_id: str):
     return event_stream_response(await sse.one_pass(task_id, after))
 
 
+def flag_param(params, name: str) -> bool:
+    raw = params.get(name, "")
+    if raw not in FLAG_VALUES:
+        raise BadParameter(
+            _("%(name)s must be 1 or 0, got %(raw)s.") % {"name": name, "raw": ascii(raw[:40])}
+        )
+    return FLAG_VALUES[raw]
+
+
+def filter_param(params) -> search.LineFilter:
+    """The search (``q``, ``regex``) and the filters (``stream``, ``level``, ``logger``)."""
+    try:
+        return search.line_filter(
+            text=params.get("q", ""),
+            regex=flag_param(params, "regex"),
+            streams=params.getlist("stream"),
+            level=params.get("level"),
+            logger=params.get("logger", ""),
+        )
+    except search.SearchError as error:
+        raise BadParameter(str(error)) from None
+
+
 @reader_view(endpoint=True)
 def task_log_lines(request, task_id: str):
-    """JSON: lines after ``after`` (paging forwards) or, given ``before``, the page before it.
+    """JSON: lines after ``after`` (paging forwards) or, given ``before``, the page before it;
+    given ``around``, that line with ``context`` lines on each side. The search and filters
+    (``q``, ``regex``, ``stream``, ``level``, ``logger``) keep only the lines they choose and
+    add their count; see docs/web.md for every key.
 
     ``task.complete`` says whether the log is complete: no more lines will come.
     """
     try:
         after = seq_param(request.GET, "after", default=0)
         before = seq_param(request.GET, "before")
+        around = seq_param(request.GET, "around")
+        context = seq_param(request.GET, "context", default=CONTEXT, maximum=search.MAX_CONTEXT)
         limit = limit_param(request.GET)
+        chosen = filter_param(request.GET)
     except BadParameter as error:
         return bad_request(error)
     log, result = task_or_404(task_id)
-    lines = TaskLogLine.objects.for_task(task_id).after(after)
-    page = lines.head(limit) if before is None else lines.before(before).tail(limit)
-    return JsonResponse(
-        {
-            "task": task_as_dict(log, result),
-            "lines": [line_as_dict(line) for line in page],
-            "next_after": page[-1].seq if page else after,
-            "next_before": page[0].seq if before is not None and len(page) == limit else None,
-        }
-    )
+    lines = TaskLogLine.objects.for_task(task_id)
+    try:
+        with search.time_limit(lines.db):
+            body = lines_body(lines, chosen, after, before, around, context, limit)
+    except search.SearchTooExpensive as error:
+        return JsonResponse({"error": str(error), "too_expensive": True}, status=400)
+    except DataError as error:  # a pattern the database's own regex dialect refuses
+        return bad_request(BadParameter(refused_pattern(error)))
+    return JsonResponse({"task": task_as_dict(log, result), **body})
 
 
-def text_pages(task_id: str):
-    """The download's text, one page of lines at a time."""
+def refused_pattern(error: DataError) -> str:
+    """The database's reason for refusing a pattern, in one line."""
+    reason = (str(error).strip().splitlines() or [""])[0][:300]
+    prefix = "invalid regular expression: "
+    if reason.lower().startswith(prefix):
+        reason = reason[len(prefix) :]
+    return _("Invalid regular expression: %s") % reason
+
+
+def lines_body(lines, chosen, after, before, around, context, limit) -> dict:
+    """The lines part of the JSON answer (see ``task_log_lines``)."""
+    if around is not None:
+        unsearched = search.LineFilter(
+            streams=chosen.streams, level=chosen.level, logger=chosen.logger
+        )
+        shown = lines.chosen_by(unsearched).marking(chosen.text, regex=chosen.regex)
+        page = shown.around(around, context)
+        next_before = page[0].seq if page else None
+    else:
+        shown = lines.chosen_by(chosen).after(after)
+        page = shown.head(limit) if before is None else shown.before(before).tail(limit)
+        next_before = page[0].seq if before is not None and len(page) == limit else None
+    places, open_groups = sections.placed(page, lines)
+    starts = [
+        (line.seq, line.timestamp)
+        for line, place in places
+        if place.kind == sections.GROUP_START_KIND
+    ]
+    summaries = sections.summaries(lines, starts)
+    line_dicts = [line_as_dict(line, place) for line, place in places]
+    for line in line_dicts:
+        if line["seq"] in summaries:
+            line["section"] = summaries[line["seq"]]
+    body = {
+        "lines": line_dicts,
+        "next_after": page[-1].seq if page else after,
+        "next_before": next_before,
+        "open_groups": open_groups,
+    }
+    if chosen.active:
+        if around is None and before is None and after == 0 and len(page) < limit:
+            matches, exact = len(page), True  # the page holds every hit: no second read
+        else:
+            matches, exact = lines.chosen_by(chosen).count_up_to(MATCH_COUNT_LIMIT)
+        body |= {"matches": matches, "matches_exact": exact}
+    return body
+
+
+def text_pages(task_id: str, keep_escapes: bool = False):
+    """The download's text, one page of lines at a time, escape sequences stripped unless
+    ``keep_escapes``."""
+    clean = str if keep_escapes else without_escapes
     for page in TaskLogLine.objects.for_task(task_id).pages(page_size=DOWNLOAD_PAGE_SIZE):
-        yield "".join(line_as_text(line) for line in page)
+        yield "".join(line_as_text(line, clean) for line in page)
 
 
-async def text_pages_async(task_id: str):
+async def text_pages_async(task_id: str, keep_escapes: bool = False):
     """``text_pages`` for ASGI: each page read on the shared pool, connection handed back."""
-    pages = text_pages(task_id)
+    pages = text_pages(task_id, keep_escapes)
     next_page = in_pool(functools.partial(next, pages, None))
     while (text := await next_page()) is not None:
         yield text
@@ -309,10 +390,18 @@ def download_filename(task_id: str) -> str:
 
 @reader_view(endpoint=True)
 def task_log_download(request, task_id: str):
-    """The whole log as plain text, streamed a page at a time (never built in memory)."""
+    """The whole log as plain text, streamed a page at a time (never built in memory);
+    escape sequences are stripped unless ``?ansi=keep``."""
+    ansi = request.GET.get("ansi", "strip")
+    if ansi not in ("strip", "keep"):
+        return bad_request(
+            BadParameter(_("ansi must be strip or keep, got %s.") % ascii(ansi[:40]))
+        )
     task_or_404(task_id)
     pages = text_pages_async if isinstance(request, ASGIRequest) else text_pages
-    response = StreamingHttpResponse(pages(task_id), content_type="text/plain; charset=utf-8")
+    response = StreamingHttpResponse(
+        pages(task_id, ansi == "keep"), content_type="text/plain; charset=utf-8"
+    )
     response["Content-Disposition"] = f'attachment; filename="{download_filename(task_id)}"'
     return response
 

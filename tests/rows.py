@@ -11,7 +11,8 @@ STARTED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def make_log(task_id: str = "task-1", *, rows=(), started=STARTED, **fields) -> TaskLog:
-    """A TaskLog and its lines; ``rows`` are ``message`` or ``(stream, message[, level])``.
+    """A TaskLog and its lines; ``rows`` are ``message`` or
+    ``(stream, message[, level[, logger[, extra]]])``.
 
     Line n is stamped n/2 seconds after ``STARTED``; the log finished half a second after it
     started and half a second a line.
@@ -34,6 +35,8 @@ def add_lines(task_id: str, rows, first_seq: int = 1) -> None:
             stream=row[0],
             message=row[1],
             level=row[2] if len(row) > 2 else None,
+            logger=row[3] if len(row) > 3 else "",
+            extra=row[4] if len(row) > 4 else None,
         )
         for seq, row in enumerate(rows, start=first_seq)
     )

@@ -177,3 +177,19 @@ def plain_burst(self, count: int):
     for number in range(1, count + 1):
         print(f"burst {number}")
     return count
+
+
+@shared_task(bind=True, base=TerminalLoggingTask)
+def log_in_groups(self):
+    """Nested groups, logging records with extra fields from two loggers, an error inside."""
+    import tasklog
+
+    print("before the groups")
+    with tasklog.group("Build"):
+        logging.getLogger("tests.build").info(
+            "compiled", extra={"files": 3, "target": "x86 64", "obj": object.__name__}
+        )
+        with tasklog.group("Link"):
+            logging.getLogger("tests.build.linker").error("undefined symbol")
+    logging.getLogger("other").warning("outside")
+    return "grouped"

@@ -21,21 +21,25 @@ START = datetime(2026, 11, 25, 18, 0, 0, 123456, tzinfo=UTC)
 
 def rows_of(task_id: str, messages: list[str], first_seq: int = 1) -> list[tuple]:
     return [
-        (task_id, seq, START + timedelta(seconds=seq), Stream.STDOUT, None, message)
+        (task_id, seq, START + timedelta(seconds=seq), Stream.STDOUT, None, message, "", None)
         for seq, message in enumerate(messages, start=first_seq)
     ]
 
 
 def stored(alias: str, task_id: str) -> list[tuple]:
     lines = TaskLogLine.objects.using(alias).for_task(task_id).order_by("seq")
-    return list(lines.values_list("task_id", "seq", "timestamp", "stream", "level", "message"))
+    columns = ("task_id", "seq", "timestamp", "stream", "level", "message", "logger", "extra")
+    return list(lines.values_list(*columns))
 
 
 @pytest.mark.parametrize("alias", ALIASES)
 def test_rows_read_back_as_written(alias):
     rows = rows_of("t", ["plain", "emoji 🎉 four bytes", "", "ünïcödé\ttab"])
-    rows.append(("t", 5, START.replace(microsecond=0), Stream.LOG, 40, "whole second"))
-    rows.append(("t", 6, START.astimezone(None), Stream.MARKER, None, "another zone, same time"))
+    rows.append(
+        ("t", 5, START.replace(microsecond=0), Stream.LOG, 40, "whole second", "app.db", None)
+    )
+    rows.append(("t", 6, START, Stream.LOG, 20, "extra", "ü", {"n": 1, "s": 'ä "q"'}))
+    rows.append(("t", 7, START.astimezone(None), Stream.MARKER, None, "another zone", "", None))
 
     insert_rows(rows, alias)
 
@@ -52,9 +56,10 @@ def test_rows_read_back_as_written(alias):
 )
 def test_times_are_stored_as_django_stores_them(settings, use_tz, time_zone, stored_text):
     settings.USE_TZ, settings.TIME_ZONE = use_tz, time_zone
-    rows = [("t", 1, START, Stream.STDOUT, None, "aware")]
+    rows = [("t", 1, START, Stream.STDOUT, None, "aware", "", None)]
     if not use_tz:  # the capture's markers then carry naive local times (timezone.now())
-        rows.append(("t", 2, datetime.fromisoformat(stored_text), Stream.STDOUT, None, "naive"))
+        naive = datetime.fromisoformat(stored_text)
+        rows.append(("t", 2, naive, Stream.STDOUT, None, "naive", "", None))
 
     insert_rows(rows, "sqlite")
 
@@ -69,14 +74,14 @@ def test_a_retried_batch_stores_each_row_once(alias):
 
     insert_rows(rows_of("t", ["a", "b", "c"]), alias)
 
-    assert [row[-1] for row in stored(alias, "t")] == ["a", "b", "c"]
+    assert [row[5] for row in stored(alias, "t")] == ["a", "b", "c"]
 
 
 @pytest.mark.abuse
 @pytest.mark.parametrize("alias", ALIASES)
 def test_a_row_breaking_not_null_fails_the_whole_batch(alias):
     rows = rows_of("t", ["a", "b", "c"])
-    rows[1] = (*rows[1][:5], None)
+    rows[1] = (*rows[1][:5], None, "", None)
 
     with pytest.raises(IntegrityError), transaction.atomic(using=alias):  # as store_batch
         insert_rows(rows, alias)

@@ -92,4 +92,4 @@ def test_long_logging_records_are_cut_too(settings):
     with capture_output("long-record", synchronous=True):
         logging.getLogger("tests.limits").warning("z" * 40)
 
-    assert messages("long-record") == ["tests.limits: " + "z" * 16 + " [… 24 characters cut]"]
+    assert messages("long-record") == ["z" * 30 + " [… 10 characters cut]"]

@@ -65,7 +65,7 @@ def test_a_custom_level_is_stored_in_the_columns_range_keeping_its_name(
 
     assert rows("custom-level") == [
         (1, "stdout", None, "before"),
-        (2, "log", stored_level, f"{prefix}tests.custom: custom"),
+        (2, "log", stored_level, f"{prefix}custom"),
         (3, "stdout", None, "after"),
     ]
     assert health.healthy
@@ -88,7 +88,7 @@ def test_levels_logging_itself_would_not_pass_are_stored_too(levelno, levelname,
         installed_handler().handle(record)
 
     prefix = "" if stored_level == levelno else f"[{levelname}] "
-    assert rows("odd-level") == [(1, "log", stored_level, f"{prefix}tests.odd: odd level")]
+    assert rows("odd-level") == [(1, "log", stored_level, f"{prefix}odd level")]
 
 
 def test_lines_given_to_the_run_directly_are_made_safe_too(settings):

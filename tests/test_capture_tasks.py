@@ -13,7 +13,7 @@ def test_an_eager_run_is_captured():
     result = tasks.print_numbered.apply(args=("eager", 3))
 
     assert result.get() == 3
-    assert messages(result.id) == ["eager 1 out", "tests.tasks: eager 2 log", "eager 3 err"]
+    assert messages(result.id) == ["eager 1 out", "eager 2 log", "eager 3 err"]
     log = log_of(result.id)
     assert log.task_name == "tests.tasks.print_numbered"
     assert (log.lines, log.attempts, log.finished is not None) == (3, 1, True)
@@ -29,7 +29,7 @@ def test_an_eager_run_inside_a_task_writes_to_its_own_log():
 
     inner_id = result.get()
     assert messages(result.id) == ["outer before", "outer after"]
-    assert messages(inner_id) == ["inner 1 out", "tests.tasks: inner 2 log", "inner 3 err"]
+    assert messages(inner_id) == ["inner 1 out", "inner 2 log", "inner 3 err"]
 
 
 def test_a_failing_task_stores_its_traceback_on_stderr():

@@ -32,8 +32,7 @@ def expected_numbered(label: str, count: int) -> list[str]:
     lines = []
     for number in range(1, count + 1):
         kind = ("err", "out", "log")[number % 3]
-        prefix = "tests.tasks: " if kind == "log" else ""
-        lines.append(f"{prefix}{label} {number} {kind}")
+        lines.append(f"{label} {number} {kind}")
     return lines
 
 

@@ -1,3 +1,4 @@
+import json
 from datetime import timedelta
 from io import StringIO
 
@@ -6,6 +7,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
+from tasklog import search
 from tasklog.follow import LogFollower
 from tasklog.models import Stream, TaskLog
 from tests.rows import STARTED, add_lines, make_log, many_lines
@@ -221,3 +223,54 @@ def test_follow_exits_1_when_a_real_task_fails(worker_factory):
     assert (error.returncode, str(error)) == (1, f"Task {task_id} ended: FAILURE.")
     assert "\nLine 1 of 2\nLine 2 of 2\n" in out
     assert "RuntimeError: timed_print_task was told to fail after 2 lines" in out
+
+
+FILTERED = [
+    "one",
+    (Stream.LOG, "two", 30, "app.db", {"n": 1}),
+    "::group::G",
+    (Stream.STDERR, "three"),
+    "::endgroup::",
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--grep", "T"], "WARNING: app.db: two n=1\n  three\n"),
+        (["--grep", "^t", "--regex", "--stream", "stderr"], "  three\n"),
+        (["--level", "warning"], "WARNING: app.db: two n=1\n"),
+        (["--logger", "app"], "WARNING: app.db: two n=1\n"),
+        ([], "one\nWARNING: app.db: two n=1\n▸ G\n  three\n◂ G: 1 line, 1.000 s\n"),
+    ],
+)
+def test_follow_takes_the_filters_of_show(args, expected):
+    make_log("t1", rows=FILTERED)
+    TaskResult.objects.create(task_id="t1", status="SUCCESS")
+    assert follow("t1", *args) == (expected, "Task t1 ended: SUCCESS.\n")
+
+
+def test_follow_json_writes_ndjson():
+    make_log("t1", rows=FILTERED)
+    TaskResult.objects.create(task_id="t1", status="SUCCESS")
+    out, _err = follow("t1", "--json", "--stream", "stderr")
+    [line] = [json.loads(text) for text in out.splitlines()]
+    assert (line["seq"], line["message"], line["depth"], line["group"]) == (4, "three", 1, 3)
+
+
+def test_a_filtered_follow_reads_each_line_once():
+    """A rare match must not make every poll read the whole log again: between polls the
+    follower stands after the last line stored, not after the last match."""
+    make_log("t1", rows=["match", *["noise"] * 50], finished=None, last_seen=timezone.now())
+    waiting_after = []
+
+    def sleep(_seconds):
+        waiting_after.append(follower.after)
+        add_lines("t1", [(Stream.STDOUT, "noise"), (Stream.STDOUT, "match")], first_seq=52)
+        TaskLog.objects.filter(task_id="t1").update(lines=53)
+
+    follower = LogFollower("t1", chosen=search.line_filter(text="match"), sleep=sleep)
+    pages = follower.pages(timeout=None)
+    assert [line.seq for line in next(pages)] == [1]
+    assert [line.seq for line in next(pages)] == [53]
+    assert waiting_after == [51]

@@ -62,15 +62,20 @@ def test_json_is_the_spec_document():
     assert document["task"]["task_id"] == "t1"
     assert document["task"]["state"] == "FINISHED"
     assert document["task"]["started"] == "2024-05-01T12:00:00+00:00"
-    assert document["lines"] == [
-        {
+    [line] = document["lines"]
+    assert (
+        line
+        | {
             "seq": 2,
             "timestamp": "2024-05-01T12:00:01+00:00",
             "stream": "stderr",
             "level": None,
             "message": "oops",
+            "logger": "",
+            "extra": None,
         }
-    ]
+        == line
+    )
 
 
 def test_json_of_no_lines_is_valid():
@@ -200,3 +205,119 @@ def test_times_are_local():
     make_log("t1", rows=LINES[:1])
     assert "Started    2024-05-01 14:00:00 CEST\n" in show("t1")
     assert "    1  14:00:00.500  stdout        hello\n" in show("t1")
+
+
+READER_ROWS = [
+    "alpha",  # 1
+    "beta",  # 2
+    (Stream.LOG, "Gamma found", WARNING, "app.db", {"rows": 3, "table": "users"}),  # 3
+    "delta",  # 4
+    "epsilon",  # 5
+    "zeta",  # 6
+    "eta",  # 7
+    (Stream.LOG, "theta found", 40, "other"),  # 8
+    "iota",  # 9
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--grep", "FOUND"],
+            "WARNING: app.db: Gamma found rows=3 table=users\nERROR: other: theta found\n",
+        ),
+        (["--grep", "^[a-e]", "--regex"], "alpha\nbeta\ndelta\nepsilon\neta\n"),
+        (
+            ["--grep", "found", "-C", "1"],
+            (
+                "beta\nWARNING: app.db: Gamma found rows=3 table=users\ndelta\n"
+                "--\neta\nERROR: other: theta found\niota\n"
+            ),
+        ),
+        (
+            ["--grep", "a$", "--regex", "-C", "1"],
+            (
+                "alpha\nbeta\nWARNING: app.db: Gamma found rows=3 table=users\ndelta\nepsilon\n"
+                "zeta\neta\nERROR: other: theta found\niota\n"
+            ),
+        ),
+        (
+            ["--grep", "found", "-C", "2", "--stream", "log"],
+            ("WARNING: app.db: Gamma found rows=3 table=users\nERROR: other: theta found\n"),
+        ),
+        (["--level", "error"], "ERROR: other: theta found\n"),
+        (["--level", "30", "--logger", "app"], "WARNING: app.db: Gamma found rows=3 table=users\n"),
+        (["--logger", "app.d"], ""),
+        (["--grep", "found", "--tail", "1", "-C", "1"], "eta\nERROR: other: theta found\niota\n"),
+    ],
+)
+def test_search_and_filters(args, expected):
+    make_log("t1", rows=READER_ROWS)
+    assert show("t1", "--format", "plain", *args) == expected
+
+
+def test_context_in_the_table_marks_the_gaps():
+    make_log("t1", rows=READER_ROWS)
+    rows = show("t1", "--grep", "found", "-C", "0").splitlines()[-3:]
+    assert [row.strip()[:1] for row in rows] == ["3", "-", "8"]
+    assert rows[1] == "--"
+
+
+def test_json_writes_one_object_per_line_for_jq():
+    make_log("t1", rows=READER_ROWS)
+    lines = show("t1", "--json", "--grep", "found", "-C", "1").splitlines()
+    objects = [json.loads(line) for line in lines]
+    assert [(line["seq"], line["match"]) for line in objects] == [
+        (2, False),
+        (3, True),
+        (4, False),
+        (7, False),
+        (8, True),
+        (9, False),
+    ]
+    assert objects[1]["logger"] == "app.db"
+    assert objects[1]["extra"] == {"rows": 3, "table": "users"}
+
+
+def test_json_escapes_what_a_terminal_would_obey():
+    make_log("t1", rows=["\x1b]52;c;aGk=\x07\u202e"])
+    [line] = show("t1", "--json").splitlines()
+    assert line.isascii() and "\x1b" not in line
+    assert json.loads(line)["message"] == "\x1b]52;c;aGk=\x07\u202e"
+
+
+@pytest.mark.abuse
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--grep", "(a+)+", "--regex"], "--grep: Search too expensive: a repeat inside a repeat"),
+        (["--grep", "(", "--regex"], "--grep: Invalid regular expression: missing )"),
+        (["--grep", "x" * 1001], "--grep: The search is 1,001 characters; at most 1000."),
+        (["--grep", "a\x00"], "--grep: The search must not contain NUL characters."),
+    ],
+)
+def test_bad_searches_are_clear_errors(args, error):
+    make_log("t1", rows=READER_ROWS)
+    with pytest.raises(CommandError) as raised:
+        show("t1", *args)
+    assert str(raised.value).startswith(error)
+
+
+@pytest.mark.abuse
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--level", "LOUD"], "argument --level: Unknown level 'LOUD'"),
+        (["--level", "-1"], "argument --level: Unknown level '-1'"),
+        (["--logger", "x" * 256], "argument --logger: The logger name is longer than 255"),
+        (["-C", "1001"], "argument -C/--context: at most 1000 lines, got 1001"),
+        (["-C", "-1"], "argument -C/--context: "),
+        (["--stream", "stdin"], "argument --stream: invalid choice: 'stdin'"),
+    ],
+)
+def test_bad_options_are_usage_errors(args, error):
+    make_log("t1", rows=READER_ROWS)
+    with pytest.raises(CommandError) as raised:
+        show("t1", *args)
+    assert str(raised.value).startswith(f"Error: {error}")

@@ -120,7 +120,7 @@ def test_a_queued_task_started_by_a_late_worker_is_attempt_1_and_shows_its_wait(
     assert log.started >= log.queued and log.queue_wait == log.started - log.queued
     assert stored(result.id) == [
         (1, Stream.STDOUT, "late 1 out"),
-        (2, Stream.LOG, "tests.tasks: late 2 log"),
+        (2, Stream.LOG, "late 2 log"),
     ]
 
 

@@ -149,7 +149,7 @@ def assert_readable_everywhere(client, task_id: str) -> None:
     assert (data["task"]["task_id"], data["task"]["state"]) == (task_id, "SUCCESS")
     assert [line["message"] for line in data["lines"]] == [
         "zoo 1 out",
-        "tests.tasks: zoo 2 log",
+        "zoo 2 log",
         "zoo 3 err",
     ]
     events = client.get(reverse("tasklog:task_log_events", args=[task_id])).content.decode()

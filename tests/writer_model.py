@@ -97,7 +97,7 @@ def expected_rows(item_list, max_line_length: int) -> list[tuple[str, str, int |
             message = _redrawn(payload(item).decode("utf-8", "replace"))
             rows.append(("stdout", _clean(_cut(message, max_line_length)), None))
         else:
-            message = f"{FUZZ_LOGGER}: {text_of(item)}"
+            message = text_of(item)
             if level > LEVEL_MAX:
                 message = f"[Level {level}] {message}"
             message = _cut(message.rstrip("\r"), max_line_length)

@@ -121,11 +121,19 @@ class TaskCapture:
             writer = self._writers[key] = DBLogWriter(self, stream, self.max_line_length)
         return writer
 
-    def add_line(self, stream: str, message: str, level: int | None = None) -> None:
+    def add_line(
+        self,
+        stream: str,
+        message: str,
+        level: int | None = None,
+        logger_name: str = "",
+        extra: dict | None = None,
+    ) -> None:
         """Number a complete line and queue it; never raises into the task.
 
         What no column could hold is made safe here, for every source: NUL and lone
-        surrogates in the text, a level outside the column's range."""
+        surrogates in the text, a level outside the column's range. ``logger_name`` and
+        ``extra`` (already JSON-safe, see ``records``) come with logging records only."""
         line_time = time.time()
         message = clean_text(message)
         level = storable_level(level)
@@ -137,7 +145,7 @@ class TaskCapture:
             else:
                 rel = self._next_rel
                 self._next_rel += 1
-                self._pending.append((rel, line_time, stream, level, message))
+                self._pending.append((rel, line_time, stream, level, message, logger_name, extra))
                 if self._oldest is None:
                     self._oldest = time.monotonic()
                     if not self.synchronous:
@@ -187,7 +195,7 @@ class TaskCapture:
         lost and returned as ``(stream, message)`` for the worker's own output."""
         dropped = []
         while len(self._pending) > keep:
-            rel, _time, stream, _level, message = self._pending.popleft()
+            rel, _time, stream, _level, message, _logger, _extra = self._pending.popleft()
             self._note_lost(rel)
             dropped.append((stream, message))
         return dropped

@@ -3,15 +3,17 @@
 The ORM's ``bulk_create`` builds a model instance and adapts every field of every row in
 Python, which caps a flush at about a third of what the driver's ``executemany`` ingests. Here
 the rows (``storage.LINE_COLUMNS`` order) go to the driver as they are, with only the timestamp
-turned into the naive text Django itself stores. The semantics stay ``bulk_create``'s with
-``ignore_conflicts=True``: a row already stored under its (task_id, seq), as after a retried
-flush, is skipped; any other error is raised as Django's (``IntegrityError``, ``DataError``, ...):
-the statement goes through Django's cursor (``wrap_database_errors``, ``execute_wrapper``s), in
-a savepoint, so a failing batch stores nothing.
+turned into the naive text Django itself stores and the extra fields into JSON text. The
+semantics stay ``bulk_create``'s with ``ignore_conflicts=True``: a row already stored under its
+(task_id, seq), as after a retried flush, is skipped; any other error is raised as Django's
+(``IntegrityError``, ``DataError``, ...): the statement goes through Django's cursor
+(``wrap_database_errors``, ``execute_wrapper``s), in a savepoint, so a failing batch stores
+nothing.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 
@@ -21,7 +23,7 @@ from django.utils import timezone
 
 from ..models import TaskLogLine
 
-_PLACEHOLDERS = "(%s, %s, %s, %s, %s, %s)"  # Django's style; its SQLite cursor makes them "?"
+_PLACEHOLDERS = "(%s, %s, %s, %s, %s, %s, %s, %s)"  # Django's style; SQLite's cursor makes "?"
 
 
 def insert_sqlite(connection, rows: Sequence[tuple]) -> None:
@@ -73,8 +75,10 @@ def _execute_many(connection, statement: str, rows: Sequence[tuple]) -> None:
             stream,
             level,
             message,
+            logger,
+            None if extra is None else json.dumps(extra),  # JSONField's text on both
         )
-        for task_id, seq, moment, stream, level, message in rows
+        for task_id, seq, moment, stream, level, message, logger, extra in rows
     ]
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.executemany(statement, values)  # Django's cursor: its errors, its wrappers

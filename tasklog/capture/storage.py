@@ -27,7 +27,7 @@ from . import bulk
 from .context import bypass, logger
 from .lines import clean_text
 
-LINE_COLUMNS = ("task_id", "seq", "timestamp", "stream", "level", "message")
+LINE_COLUMNS = ("task_id", "seq", "timestamp", "stream", "level", "message", "logger", "extra")
 
 # The database (or its driver, before sending) cannot reach the server: retry later, back off.
 UNREACHABLE_ERRORS = (OperationalError, InterfaceError)
@@ -45,7 +45,7 @@ def is_unreachable(error: BaseException) -> bool:
 class Batch:
     """What a flush takes from a capture: lines numbered relative to the capture's start."""
 
-    lines: list  # (rel_seq, unix_time, stream, level, message), ascending rel_seq
+    lines: list  # (rel_seq, unix_time, stream, level, message, logger, extra), ascending rel_seq
     lost: list  # [first_rel, last_rel] ranges dropped while the database was away
     last_rel: int  # highest relative seq assigned so far
     trimmed: int  # lines the cap discarded in memory before they reached the batch
@@ -171,10 +171,10 @@ def _write_batch(capture, batch: Batch, alias: str, stored_lines: int) -> None:
     rows = []
     if kept.head is not None:
         dropped += _drop_middle(capture.task_id, capture.cap, kept.start, alias, rows)
-        for rel, unix_time, stream, level, message in batch.lines:
+        for rel, unix_time, *columns in batch.lines:
             seq = base + rel
             if seq in kept:
-                rows.append((capture.task_id, seq, _moment(unix_time), stream, level, message))
+                rows.append((capture.task_id, seq, _moment(unix_time), *columns))
             else:
                 dropped += 1
     else:
@@ -216,8 +216,8 @@ def _line_rows(task_id: str, base: int, lines) -> list[tuple]:
     """Rows of lines that are all kept: the per-line work of a flush, kept to a minimum."""
     moment = datetime.fromtimestamp
     return [
-        (task_id, base + rel, moment(unix_time, UTC), stream, level, message)
-        for rel, unix_time, stream, level, message in lines
+        (task_id, base + rel, moment(unix_time, UTC), stream, level, message, logger_name, extra)
+        for rel, unix_time, stream, level, message, logger_name, extra in lines
     ]
 
 
@@ -239,7 +239,7 @@ def _drop_middle(task_id: str, cap, window_start: int, alias: str, rows: list) -
         f"CELERY_TASKLOG_MAX_LINES={cap.max_lines} keeps the first {cap.head} "
         f"and the last {cap.tail}."
     )
-    rows.append((task_id, first, timezone.now(), Stream.MARKER, None, message))
+    rows.append(marker_row(task_id, first, timezone.now(), message))
     return deleted_lines
 
 
@@ -252,7 +252,12 @@ def _lost_marker(task_id: str, seq: int, first: int, last: int) -> tuple:
         f"{_lines(last - first + 1)} lost while the database was unreachable or slower than "
         f"the task (seq {first} to {last}); the worker's own output has them."
     )
-    return (task_id, seq, timezone.now(), Stream.MARKER, None, message)
+    return marker_row(task_id, seq, timezone.now(), message)
+
+
+def marker_row(task_id: str, seq: int, moment: datetime, message: str) -> tuple:
+    """A row of stream ``marker``: no level, no logger, no extra."""
+    return (task_id, seq, moment, Stream.MARKER, None, message, "", None)
 
 
 def insert_isolating_refused(rows: list, alias: str) -> None:
@@ -278,7 +283,7 @@ def insert_isolating_refused(rows: list, alias: str) -> None:
 def _store_refused_row(row: tuple, error: BaseException, alias: str) -> None:
     """The known causes (levels, NUL, surrogates) are made safe before a line is queued
     (``TaskCapture.add_line``); a row refused all the same becomes a marker at its seq."""
-    task_id, seq, moment, _stream, _level, _message = row
+    task_id, seq, moment = row[:3]
     refusal = clean_text(f"{type(error).__name__}: {error}".strip().splitlines()[0])
     refusal = refusal[:REFUSAL_TEXT_LENGTH]
     with bypass():
@@ -287,7 +292,7 @@ def _store_refused_row(row: tuple, error: BaseException, alias: str) -> None:
         )
     marker = f"Line {seq} not stored: the database refused it ({refusal})."
     with transaction.atomic(using=alias):
-        insert_rows([(task_id, seq, moment, Stream.MARKER, None, marker)], alias)
+        insert_rows([marker_row(task_id, seq, moment, marker)], alias)
 
 
 def insert_rows(rows: list, alias: str) -> None:

@@ -16,6 +16,7 @@ import threading
 from ..models import Stream
 from .context import active_capture, bypass, health
 from .lines import cut_line, storable_level
+from .records import extra_fields, logger_name
 
 _install_lock = threading.Lock()
 
@@ -127,7 +128,8 @@ def write_to_worker_output(stream: str, text: str) -> None:
 
 
 class TaskLogHandler(logging.Handler):
-    """Stores records emitted inside a task as stream ``log`` lines with their level.
+    """Stores records emitted inside a task as stream ``log`` lines with their level, logger
+    name and ``extra={}`` fields (each in a column of its own, not in the text).
 
     Installed on the root logger and on ``celery.task`` (which does not propagate); a record
     seen by both is stored once. The worker's own bookkeeping about the task ("Task ...
@@ -138,7 +140,7 @@ class TaskLogHandler(logging.Handler):
 
     def __init__(self):
         super().__init__()
-        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        self.setFormatter(logging.Formatter("%(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         capture = active_capture()
@@ -157,10 +159,12 @@ class TaskLogHandler(logging.Handler):
         level = storable_level(record.levelno)
         if level != record.levelno:  # the column cannot hold it: the name stays in the text
             text = f"[{record.levelname}] {text}"
+        name, extra = logger_name(record), extra_fields(record)
         for line in text.split("\n"):
             capture.add_line(
-                Stream.LOG, cut_line(line.rstrip("\r"), capture.max_line_length), level
+                Stream.LOG, cut_line(line.rstrip("\r"), capture.max_line_length), level, name, extra
             )
+            extra = None  # on the record's first line only
 
 
 _handler = TaskLogHandler()

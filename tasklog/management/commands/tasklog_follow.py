@@ -7,12 +7,14 @@ import os
 from celery import states
 from django.core.management.base import BaseCommand, CommandError
 
-from tasklog import reading, terminal
+from tasklog import reading, sections, terminal
 from tasklog.follow import SUCCESSFUL_STATES, FollowTimeout, LogFollower
 from tasklog.management.arguments import (
     add_database_argument,
+    add_filter_arguments,
     add_raw_argument,
     count,
+    line_filter,
     seconds,
 )
 from tasklog.models import TaskLog, TaskLogLine
@@ -36,6 +38,7 @@ class Command(BaseCommand):
         parser.add_argument("--tail", type=count, metavar="N", help="Start with the last N lines.")
         parser.add_argument("--timeout", type=seconds, help="Give up after this many seconds.")
         parser.add_argument("--interval", type=seconds, default=0.2, help="Poll interval (0.2).")
+        add_filter_arguments(parser)
         add_raw_argument(parser)
         add_database_argument(parser)
         parser.add_argument(
@@ -45,15 +48,20 @@ class Command(BaseCommand):
 
     @quiet_when_reader_leaves()
     def handle(self, *args, task_id, tail, timeout, interval, raw, database, url, token, **options):
+        """Filters (--grep, --stream, ...) choose the lines shown; groups still indent them."""
         if url:
             return self.follow_remote(url, token, task_id, tail=tail, timeout=timeout)
         clean = terminal.text_filter(raw=raw, style=self.style)
         shown_id = terminal.safe(task_id)  # the id and the state can hold anything
+        chosen = line_filter(options)
+        lines = TaskLogLine.objects.using(database).for_task(task_id)
         after = 0
         if tail is not None:
-            lines = TaskLogLine.objects.using(database).for_task(task_id)
-            after = reading.seq_before_tail(lines, tail)
-        follower = LogFollower(task_id, after=after, poll_interval=interval, using=database)
+            after = reading.seq_before_tail(lines.chosen_by(chosen), tail)
+        follower = LogFollower(
+            task_id, after=after, poll_interval=interval, using=database, chosen=chosen
+        )
+        placer = sections.Placer(lines)
         try:
             state = follower.current_state()[0]
             if state == states.PENDING:
@@ -62,9 +70,16 @@ class Command(BaseCommand):
                 log = TaskLog.objects.using(database).find(task_id)
                 self.stderr.write(f"Task {shown_id}: {terminal.safe(reading.waiting_note(log))}")
             for page in follower.pages(timeout):
-                for line in page:
+                shown = [reading.Shown(line, place) for line, place in placer.place(page)]
+                if options["json"]:
+                    self.stdout.write(reading.ndjson_page(shown), ending="")
+                    continue
+                for item in shown:
                     self.stdout.write(
-                        clean(reading.plain_line(line)), reading.line_style(line, self.style)
+                        reading.in_section(
+                            item.line, item.place, reading.plain_line(item.line), clean
+                        ),
+                        reading.line_style(item.line, self.style),
                     )
         except FollowTimeout as timed_out:
             raise CommandError(

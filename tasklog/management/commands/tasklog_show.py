@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from django.core.management.base import BaseCommand, CommandError
 
-from tasklog import reading, terminal
-from tasklog.management.arguments import add_database_argument, add_raw_argument, count
-from tasklog.models import Stream, TaskLog, TaskLogLine
+from tasklog import reading, search, terminal
+from tasklog.management.arguments import (
+    add_database_argument,
+    add_filter_arguments,
+    add_raw_argument,
+    context_count,
+    count,
+    line_filter,
+)
+from tasklog.models import TaskLog, TaskLogLine
 from tasklog.portable import quiet_when_reader_leaves
 from tasklog.results import effective_state, result_for, results_by_task_id
 
@@ -19,12 +28,18 @@ class Command(BaseCommand):
         parser.add_argument("--list", action="store_true", help="List recent tasks.")
         parser.add_argument("--limit", type=count, default=20, help="Tasks listed (20).")
         parser.add_argument("--format", choices=["table", "plain", "json"], default="table")
-        parser.add_argument("--stream", action="append", choices=Stream.values, default=[])
         ends = parser.add_mutually_exclusive_group()
         ends.add_argument("--tail", type=count, metavar="N", help="Only the last N lines.")
         ends.add_argument("--head", type=count, metavar="N", help="Only the first N lines.")
         parser.add_argument("--since", help="ISO 8601 time, or an age: 90s, 10m, 2h, 1d.")
-        parser.add_argument("--grep", default="", help="Only lines containing this text.")
+        add_filter_arguments(parser)
+        parser.add_argument(
+            "-C",
+            "--context",
+            type=context_count,
+            metavar="N",
+            help="With --grep: N lines before and after each hit.",
+        )
         add_raw_argument(parser)
         add_database_argument(parser)
 
@@ -47,17 +62,27 @@ class Command(BaseCommand):
             )
         if log is None:
             raise CommandError(f"No task log with id {terminal.safe(repr(task_id))}.")
-        lines = self.chosen_lines(TaskLogLine.objects.using(database).for_task(task_id), options)
-        pages = reading.chosen_pages(lines, head=options["head"], tail=options["tail"])
-        getattr(self, f"write_{options['format']}")(log, result, pages)
+        chosen = line_filter(options)
+        pages = reading.shown_pages(
+            TaskLogLine.objects.using(database).for_task(task_id),
+            chosen,
+            since=self.since(options["since"]),
+            head=options["head"],
+            tail=options["tail"],
+            context=options["context"],
+        )
+        written_as = "ndjson" if options["json"] else options["format"]
+        walk = search.walking_the_index(database) if chosen.active else contextlib.nullcontext()
+        with walk:
+            getattr(self, f"write_{written_as}")(log, result, pages)
 
-    def chosen_lines(self, lines, options):
-        if options["since"]:
-            try:
-                lines = lines.since(reading.parse_since(options["since"]))
-            except ValueError as error:
-                raise CommandError(f"--since: {error}.") from None
-        return lines.in_streams(*options["stream"]).containing(options["grep"])
+    def since(self, text: str | None):
+        if not text:
+            return None
+        try:
+            return reading.parse_since(text)
+        except ValueError as error:
+            raise CommandError(f"--since: {error}.") from None
 
     def write_table(self, log, result, pages):
         self.stdout.write(reading.task_header(log, result) + "\n\n")
@@ -75,10 +100,18 @@ class Command(BaseCommand):
 
     def write_plain(self, log, result, pages):
         for page in pages:
-            for line in page:
+            for shown in page:
+                if shown.gap:
+                    self.stdout.write(reading.GAP)
+                line = shown.line
                 self.stdout.write(
-                    self.clean(reading.plain_line(line)), reading.line_style(line, self.style)
+                    reading.in_section(line, shown.place, reading.plain_line(line), self.clean),
+                    reading.line_style(line, self.style),
                 )
+
+    def write_ndjson(self, log, result, pages):
+        for page in pages:
+            self.stdout.write(reading.ndjson_page(page), ending="")
 
     def write_json(self, log, result, pages):
         for chunk in reading.json_chunks(log, result, pages):
