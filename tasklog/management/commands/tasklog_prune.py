@@ -46,19 +46,18 @@ class Command(BaseCommand):
 
     def close_dead_runs(self, database: str, dry_run: bool) -> None:
         closed = close_dead_runs(database, dry_run=dry_run)
-        if closed:
-            runs = f"{closed} run{pluralize(closed)}"
-            silent = f"silent for more than {settings.STALE_AFTER} s: the worker died"
-            verb = "Would close" if dry_run else "Closed"
-            self.stdout.write(f"{verb} {runs} as interrupted ({silent}).")
+        why = f"silent for more than {settings.STALE_AFTER} s: the worker died"
+        self.report_closed(closed, f"run{pluralize(closed)} as interrupted ({why})", dry_run)
 
     def close_never_started(self, database: str, dry_run: bool) -> None:
         closed = close_never_started(database, dry_run=dry_run)
+        why = f"queued for more than {settings.QUEUE_TIMEOUT} s: no worker took them"
+        self.report_closed(closed, f"task{pluralize(closed)} that never started ({why})", dry_run)
+
+    def report_closed(self, closed: int, what: str, dry_run: bool) -> None:
+        """One line per kind of run the sweep closed; nothing when there was none."""
         if closed:
-            tasks = f"{closed} task{pluralize(closed)}"
-            waited = f"queued for more than {settings.QUEUE_TIMEOUT} s: no worker took them"
-            verb = "Would close" if dry_run else "Closed"
-            self.stdout.write(f"{verb} {tasks} that never started ({waited}).")
+            self.stdout.write(f"{'Would close' if dry_run else 'Closed'} {closed} {what}.")
 
     def counts(self, logs: int, lines: int) -> str:
         return f"{logs} task log{pluralize(logs)} and {lines} line{pluralize(lines)}"
