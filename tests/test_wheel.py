@@ -143,7 +143,7 @@ def test_the_sdist_holds_the_changelog_and_no_partial_test_suite(dist):
     with tarfile.open(dist / SDIST) as sdist:
         names = {name.split("/", 1)[-1] for name in sdist.getnames()}
 
-    assert {"CHANGELOG.md", "README.md", "tasklog/static/tasklog/tasklog.js"} <= names
+    assert {"CHANGELOG.md", "LICENSE", "README.md", "tasklog/static/tasklog/tasklog.js"} <= names
     assert not any(name.startswith("tests/") for name in names)
 
 
