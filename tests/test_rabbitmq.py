@@ -20,10 +20,7 @@ def rabbitmq_url() -> str:
     """``AMQP_BROKER_URL`` (``scripts/with_services.py`` starts RabbitMQ); skip, or fail in CI."""
     url = os.environ.get("AMQP_BROKER_URL", "")
     if not url.startswith("amqp://"):
-        message = "needs RabbitMQ: AMQP_BROKER_URL is unset (`make test` starts it)"
-        if harness.running_in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        harness.service_missing("needs RabbitMQ: AMQP_BROKER_URL is unset (`make test` starts it)")
     return url
 
 
