@@ -221,7 +221,7 @@ def test_remote_follow_survives_a_server_restart_with_every_line_once(
     site.start()
     worker_factory(pool="prefork", concurrency=2)
     key = tokens.create_token(make_user("robot"), "laptop")[1]
-    task_id = print_numbered.delay("remote", 40, 0.15).id
+    task_id = print_numbered.delay("remote", 40, 0.3).id  # outlasts even a slow server stop
     follower = Follower(site.url, task_id, key)
     try:
         follower.wait_for_lines(5)
