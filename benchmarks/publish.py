@@ -4,9 +4,9 @@
 
 ``delay()`` of a ``TerminalLoggingTask`` to Redis, no worker consuming, PostgreSQL as the log
 database on the same machine. Three ways, in interleaved rounds so that a busy machine slows all
-alike: ``CELERY_TASKLOG_RECORD_QUEUED=False`` (Celery alone), ``True`` (one INSERT on the
-caller's connection), and ``True`` inside the caller's ``transaction.atomic()`` (the INSERT on a
-helper thread's connection). The queue is purged at the end.
+alike: ``CELERY_TASKLOG_RECORD_QUEUED=False`` (Celery alone), ``True``, and ``True`` inside the
+caller's ``transaction.atomic()`` (either way the INSERT runs on a helper thread's own connection,
+see ``tasklog.queued``). The queue is purged at the end.
 """
 
 from __future__ import annotations
