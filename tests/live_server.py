@@ -5,6 +5,7 @@ It can be stopped abruptly and started again on the same port, as a deploy resta
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -28,6 +29,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
         app = ASGIStaticFilesHandler(get_asgi_application())
@@ -35,7 +37,9 @@ class LiveServer:
             app, host="127.0.0.1", port=self.port, lifespan="off", log_level="warning"
         )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
+        self.thread = threading.Thread(
+            target=asyncio.run, args=(self.serve(),), name="uvicorn", daemon=True
+        )
         self.thread.start()
         deadline = time.monotonic() + START_TIMEOUT
         while not self.server.started:
@@ -43,8 +47,19 @@ class LiveServer:
                 raise RuntimeError("uvicorn did not start")
             time.sleep(0.05)
 
+    async def serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.server.serve()
+
     def stop(self, *, abruptly: bool = False) -> None:
-        """Stop serving; ``abruptly`` cuts open streams instead of waiting for them."""
+        """Stop serving; ``abruptly`` cuts open connections at once, as a crash would (a graceful
+        stop lets a response being streamed run on until it ends)."""
+        if abruptly:
+            self.loop.call_soon_threadsafe(self.cut_connections)
         self.server.should_exit = True
         self.server.force_exit = abruptly
         self.thread.join(START_TIMEOUT)
+
+    def cut_connections(self) -> None:
+        for connection in list(self.server.server_state.connections):
+            connection.transport.abort()
