@@ -15,7 +15,7 @@ from tasklog.models import Stream, TaskLogLine
 from tests import harness, tasks
 from tests.rows import make_log, many_lines
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.postgresql]  # its regex, timeout and plans
 
 
 def lines_json(client, task_id: str, **params):
