@@ -16,103 +16,10 @@
   const MAX_DOM_LINES = 5000;
   const BOTTOM_SLACK = 8;
   const RECONNECT_MS = 5000; // after a refused stream (server restarting, task not known yet)
-  // CSI sequences (colours, cursor moves, erase), OSC sequences (titles, links), lone ESCs.
-  const ESCAPES = /\x1b\[([0-?]*)[ -\/]*([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b/g;
 
   /* ANSI SGR ------------------------------------------------------------------------------ */
 
-  function freshStyle() {
-    return { fg: null, bg: null, bold: false, dim: false, italic: false, underline: false, inverse: false };
-  }
-
-  function colour256(n) {
-    if (n < 16) return n;
-    if (n < 232) {
-      const c = n - 16;
-      const level = (v) => (v === 0 ? 0 : 55 + v * 40);
-      return [level(Math.floor(c / 36)), level(Math.floor(c / 6) % 6), level(c % 6)];
-    }
-    const grey = 8 + (n - 232) * 10;
-    return [grey, grey, grey];
-  }
-
-  // Reads an extended colour (38;5;n or 38;2;r;g;b) from codes[i...]; returns [colour, next i].
-  function extendedColour(codes, i) {
-    if (codes[i] === 5 && codes.length > i + 1) {
-      return [colour256(Math.min(Math.max(codes[i + 1], 0), 255)), i + 2];
-    }
-    if (codes[i] === 2 && codes.length > i + 3) {
-      const rgb = codes.slice(i + 1, i + 4).map((v) => Math.min(Math.max(v, 0), 255));
-      return [rgb, i + 4];
-    }
-    return [null, codes.length];
-  }
-
-  function applySgr(style, params) {
-    const codes = params === "" ? [0] : params.split(/[;:]/).map((p) => parseInt(p || "0", 10));
-    for (let i = 0; i < codes.length; i++) {
-      const code = codes[i];
-      if (code === 0) Object.assign(style, freshStyle());
-      else if (code === 1) style.bold = true;
-      else if (code === 2) style.dim = true;
-      else if (code === 3) style.italic = true;
-      else if (code === 4) style.underline = true;
-      else if (code === 7) style.inverse = true;
-      else if (code === 22) style.bold = style.dim = false;
-      else if (code === 23) style.italic = false;
-      else if (code === 24) style.underline = false;
-      else if (code === 27) style.inverse = false;
-      else if (code >= 30 && code <= 37) style.fg = code - 30;
-      else if (code >= 90 && code <= 97) style.fg = code - 90 + 8;
-      else if (code === 39) style.fg = null;
-      else if (code >= 40 && code <= 47) style.bg = code - 40;
-      else if (code >= 100 && code <= 107) style.bg = code - 100 + 8;
-      else if (code === 49) style.bg = null;
-      else if (code === 38 || code === 48) {
-        const [colour, next] = extendedColour(codes, i + 1);
-        if (colour !== null) style[code === 38 ? "fg" : "bg"] = colour;
-        i = next - 1;
-      }
-    }
-  }
-
-  function isPlain(style) {
-    return style.fg === null && style.bg === null && !style.bold && !style.dim &&
-      !style.italic && !style.underline && !style.inverse;
-  }
-
-  function paint(span, property, colour, prefix) {
-    if (Array.isArray(colour)) span.style[property] = "rgb(" + colour.join(",") + ")";
-    else if (colour !== null) span.classList.add(prefix + colour);
-  }
-
-  function styledSpan(text, style) {
-    const span = document.createElement("span");
-    span.textContent = text;
-    const [fg, bg] = style.inverse ? [style.bg === null ? 7 : style.bg, style.fg === null ? 0 : style.fg] : [style.fg, style.bg];
-    paint(span, "color", fg, "tasklog-fg-");
-    paint(span, "backgroundColor", bg, "tasklog-bg-");
-    for (const flag of ["bold", "dim", "italic", "underline"]) {
-      if (style[flag]) span.classList.add("tasklog-" + flag);
-    }
-    return span;
-  }
-
-  // Appends the message to parent as text, split into styled spans at SGR codes.
-  function renderAnsi(parent, message) {
-    const style = freshStyle();
-    let start = 0;
-    const emit = (text) => {
-      if (!text) return;
-      parent.append(isPlain(style) ? document.createTextNode(text) : styledSpan(text, style));
-    };
-    for (const match of message.matchAll(ESCAPES)) {
-      emit(message.slice(start, match.index));
-      if (match[2] === "m") applySgr(style, match[1]);
-      start = match.index + match[0].length;
-    }
-    emit(message.slice(start));
-  }
+  var renderAnsi = window.tasklogAnsi.render; // ansi.js, loaded before this script
 
   /* Lines --------------------------------------------------------------------------------- */
 
