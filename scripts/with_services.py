@@ -10,10 +10,11 @@ With ``--mariadb`` a throwaway MariaDB server runs as well, named by ``MARIADB_U
 against Debian's ``libmariadb-dev``, so it is installed between the two).
 
 Missing Debian packages (postgresql, redis-server, rabbitmq-server, chromium for the browser
-tests) are installed with apt-get when running as root. The servers listen on free loopback
-ports, keep their data in one temporary directory and exist for this run only; the command sees
-them as ``DATABASE_URL``, ``CELERY_BROKER_URL`` (Redis) and ``AMQP_BROKER_URL`` (RabbitMQ, which
-takes about 6 s to start: ``--without-rabbitmq`` skips it for runs that do not need it).
+tests, nodejs for the JS unit tests) are installed with apt-get when running as root. The
+servers listen on free loopback ports, keep their data in one temporary directory and exist for
+this run only; the command sees them as ``DATABASE_URL``, ``CELERY_BROKER_URL`` (Redis) and
+``AMQP_BROKER_URL`` (RabbitMQ, which takes about 6 s to start: ``--without-rabbitmq`` skips it
+for runs that do not need it).
 Whatever happens (failure, Ctrl-C, SIGTERM) the servers are stopped and the directory removed,
 and the exit status is the command's.
 
@@ -63,6 +64,7 @@ def missing_packages(mariadb: bool = False) -> list[str]:
         "redis-server": shutil.which("redis-server") is not None,
         "rabbitmq-server": RABBITMQ_SERVER.exists(),
         "chromium": shutil.which("chromium") is not None,
+        "nodejs": shutil.which("node") is not None,  # tests/test_js.py: the JS unit tests
     }
     if mariadb:
         wanted.update(mariadb_packages())
