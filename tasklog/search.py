@@ -4,8 +4,9 @@ A search runs in the database, so it works on a log of a million lines. Its cost
 twice: a regular expression that can backtrack exponentially (nested or alternated repeats,
 back-references) is refused before it runs, because on SQLite the pattern runs in Python's
 ``re``, whose backtracking cannot be interrupted; and every search query runs under a time
-limit (``statement_timeout`` on PostgreSQL, a progress handler on SQLite), past which it is
-abandoned with ``SearchTooExpensive`` instead of holding a worker thread.
+limit (``statement_timeout`` on PostgreSQL, a progress handler on SQLite, ``max_statement_time``
+on MariaDB), past which it is abandoned with ``SearchTooExpensive`` instead of holding a worker
+thread.
 """
 
 from __future__ import annotations
@@ -259,8 +260,9 @@ def time_limit(alias: str, seconds: float | None = None) -> Iterator[None]:
 
     PostgreSQL cancels the statement itself (``SET LOCAL`` ends with the transaction; its
     queries walk the index, see ``walking_the_index``); SQLite
-    calls back between virtual machine steps and the callback stops the query. Other databases
-    run the search variable in time: the refusal of backtracking patterns still holds there.
+    calls back between virtual machine steps and the callback stops the query; MariaDB stops
+    it at its session's ``max_statement_time`` (``mariadb_statement_time``). Other databases
+    run the search without a limit in time: the refusal of backtracking patterns still holds.
     """
     connection = connections[alias]
     seconds = SEARCH_SECONDS if seconds is None else seconds
@@ -280,6 +282,9 @@ def time_limit(alias: str, seconds: float | None = None) -> Iterator[None]:
                 yield
             finally:
                 connection.connection.set_progress_handler(None, 0)
+        elif connection.vendor == "mysql":
+            with mariadb_statement_time(connection, seconds):
+                yield
         else:
             yield
     except OperationalError as error:
@@ -289,6 +294,30 @@ def time_limit(alias: str, seconds: float | None = None) -> Iterator[None]:
             f"Search too expensive: it took longer than {seconds:g} s. Narrow it down "
             "(a plain text search, a stream, level or logger filter)."
         ) from None
+
+
+@contextlib.contextmanager
+def mariadb_statement_time(connection, seconds: float) -> Iterator[None]:
+    """MariaDB's ``max_statement_time`` (seconds, 0 for none) for the statements inside, the
+    session's own value put back after them: the connection outlives the request.
+
+    ``SET STATEMENT ... FOR`` would bound one statement only, but the ORM builds the search's
+    queries; the session variable bounds them all. MySQL has no such variable (its
+    ``max_execution_time`` is a different one): there the search runs without a limit.
+    """
+    if not connection.mysql_is_mariadb:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@SESSION.max_statement_time")
+        (previous,) = cursor.fetchone()
+        # 0 would mean no limit at all: at least a millisecond.
+        cursor.execute("SET SESSION max_statement_time = %s", [max(seconds, 0.001)])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION max_statement_time = %s", [previous])
 
 
 def _ran_out_of_time(error: OperationalError) -> bool:
