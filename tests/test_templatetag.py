@@ -45,6 +45,9 @@ def test_a_reader_gets_the_last_lines_rendered_and_a_config_per_component():
     assert [line["message"] for line in first["lines"]] == ["first", XSS]
     assert first["events_url"] == f"/tasklog/{TASK_ID}/events/"
     assert html.count('src="/static/tasklog/tasklog.js"') == 2  # the script runs once (guard)
+    # the renderer tasklog.js takes its ANSI colours and links from, loaded before it
+    assert html.count('src="/static/tasklog/ansi.js"') == 2
+    assert html.index("/static/tasklog/ansi.js") < html.index("/static/tasklog/tasklog.js")
 
 
 @pytest.mark.parametrize(
