@@ -43,7 +43,8 @@
   }
 
   function sameStyle(a, b) {
-    return sameColour(a.fg, b.fg) && sameColour(a.bg, b.bg) && FLAGS.every((flag) => a[flag] === b[flag]);
+    return sameColour(a.fg, b.fg) && sameColour(a.bg, b.bg) &&
+      FLAGS.every((flag) => a[flag] === b[flag]);
   }
 
   function sameColour(a, b) {
@@ -117,7 +118,8 @@
 
   // Applies an SGR parameter string ("1;31", "38;5;208", "38:2::255:0:0", "") to style.
   function applySgr(style, params) {
-    const groups = params.split(";").map((group) => group.split(":").map((p) => (p === "" ? 0 : Number(p))));
+    const number = (p) => (p === "" ? 0 : Number(p)); // an empty parameter is a 0
+    const groups = params.split(";").map((group) => group.split(":").map(number));
     for (let i = 0; i < groups.length; i++) {
       const [code, ...sub] = groups[i];
       if (code === 38 || code === 48) {
@@ -155,7 +157,8 @@
 
   /* The parser ---------------------------------------------------------------------------- */
 
-  const inRange = (text, i, low, high) => i < text.length && text.charCodeAt(i) >= low && text.charCodeAt(i) <= high;
+  const inRange = (text, i, low, high) =>
+    i < text.length && text.charCodeAt(i) >= low && text.charCodeAt(i) <= high;
 
   /**
    * Splits text into [{text, style, href}] runs: style as plainStyle() lists it, href a safe
@@ -239,7 +242,10 @@
   // The colours a run shows: inverse swaps them; a default swapped in is named "inverse".
   function shownColours(style) {
     if (!style.inverse) return { fg: style.fg, bg: style.bg };
-    return { fg: style.bg === null ? "inverse" : style.bg, bg: style.fg === null ? "inverse" : style.fg };
+    return {
+      fg: style.bg === null ? "inverse" : style.bg,
+      bg: style.fg === null ? "inverse" : style.fg,
+    };
   }
 
   function paint(element, property, colour, prefix) {
