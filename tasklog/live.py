@@ -18,7 +18,7 @@ from .serializers import line_as_dict, task_as_dict
 
 PAGE_SIZE = 500
 
-# What tasklog.js removes too: CSI (colours, cursor moves), OSC (titles, links), lone ESCs.
+# What ansi.js removes too: CSI (colours, cursor moves), OSC (titles, links), lone ESCs.
 ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b")
 
 

@@ -8,7 +8,9 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
+from tests.logs import TASK_ID, make_log
 from tests.test_browser import (  # noqa: F401 (fixtures)
+    XSS,
     browser_page,
     live_server_url,
     log_in,
@@ -69,3 +71,15 @@ def test_a_real_tasks_colours_and_links_render(worker_factory, live_server_url, 
     assert page.title() != "a title" and "a title" not in message.inner_text()
     assert page.dialogs == []
     screenshot(page, "tasklog-ansi.png")
+
+
+def test_the_page_shows_its_lines_when_the_renderer_does_not_load(live_server_url, browser_page):
+    """ansi.js answering 404 leaves the lines the server rendered, escapes stripped."""
+    page = browser_page
+    outside_the_browser_loop(make_log, messages=["first", XSS, f"{ESC}[1;31mbold red{ESC}[0m"])
+    page.route("**/ansi.js", lambda route: route.fulfill(status=404, body="Not Found"))
+    log_in(page, live_server_url, reverse("tasklog:task_log", args=[TASK_ID]))
+    messages = page.locator(".tasklog-line .tasklog-message")
+    expect(messages).to_have_text(["first", XSS, "bold red"])
+    assert page.locator(".tasklog-lines script").count() == 0
+    assert page.dialogs == []
