@@ -140,7 +140,9 @@ def test_auto_scroll_stops_when_the_reader_scrolls_up_and_resumes_at_the_bottom(
     expect(jump).to_be_visible()
     height = box.evaluate("box => box.scrollHeight")
     outside_the_browser_loop(add_lines, TASK_ID, ["while reading"])
-    page.wait_for_function(f"() => document.querySelector('.tasklog-lines').scrollHeight > {height}")
+    page.wait_for_function(
+        f"() => document.querySelector('.tasklog-lines').scrollHeight > {height}"
+    )
     assert box.evaluate("box => box.scrollTop") == 0
     expect(lines.first).to_have_attribute("data-seq", "1")
 
