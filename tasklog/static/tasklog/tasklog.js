@@ -602,7 +602,7 @@
       const page = await this.request({ around: number * BLOCK + half, context: half });
       if (generation !== this.generation) return;
       const anchor = this.anchor();
-      for (const line of page.lines) this.store(line, true);
+      for (const line of page.lines) this.store(line, false);  // a neighbour's edge is not all of it
       const block = this.blocks.get(number);
       if (block) block.complete = true;
       else this.blocks.set(number, { lines: new Map(), complete: true, used: ++this.tick });
