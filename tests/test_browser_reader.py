@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 from tasklog.models import TaskLog, TaskLogLine
 from tests import test_browser
 from tests.logs import TASK_ID, add_lines, make_log
-from tests.test_browser import log_in, outside_the_browser_loop, screenshot, wait_for_log
+from tests.test_browser import log_in, outside_the_browser_loop, wait_for_log
 
 browser_page = test_browser.browser_page  # the fixtures of the page tests
 live_server_url = test_browser.live_server_url
@@ -101,6 +101,12 @@ def make_big_log(task_id: str, lines: int) -> None:
             )
 
 
+def component_screenshot(page, name: str) -> None:
+    """The reader alone (docs/img/ takes its pictures from these)."""
+    test_browser.ARTIFACTS.mkdir(exist_ok=True)
+    page.locator(".tasklog").screenshot(path=str(test_browser.ARTIFACTS / name))
+
+
 def query_of(page) -> dict:
     return parse_qs(urlsplit(page.url).query)
 
@@ -125,6 +131,7 @@ def test_line_link_on_a_million_line_log_and_the_dom_stays_bounded(live_server_u
     row(page, 500_003).locator(".tasklog-seq").click(modifiers=["Shift"])
     assert urlsplit(page.url).fragment == "L500000-L500003"
     expect(page.locator(f"{ROWS}.tasklog-selected")).to_have_count(4)
+    component_screenshot(page, "reader-line-link.png")
 
     # Scroll from the first line to the last through the scaled scrollbar: never more than a
     # screenful of rows in the DOM, and the rows shown are the lines at that position.
@@ -197,7 +204,7 @@ def test_search_navigates_hits_loads_their_context_and_rides_in_the_url(
     page.locator(".tasklog-previous").click()
     expect(row(page, 900)).to_have_class(re.compile("tasklog-hit"))
     expect(row(page, 2500)).to_have_count(0)  # far off screen: not in the DOM
-    screenshot(page, "reader-search.png")
+    component_screenshot(page, "reader-search.png")
 
     # A shared search opens on its first hit.
     page.goto(f"{live_server_url}{PAGE}?q=hay+29&regex=0")
@@ -260,7 +267,7 @@ def test_filters_by_stream_level_and_logger_combine_with_search_and_the_url(
     expect(page.locator(ROWS)).to_have_count(2)
     assert [text.split(" ", 2)[-1] for text in messages(page)] == ["db is slow", "pool exhausted"]
     assert query_of(page)["logger"] == ["app.db"] and query_of(page)["level"] == ["WARNING"]
-    screenshot(page, "reader-filters.png")
+    component_screenshot(page, "reader-filters.png")
 
     # With a search: the hits among what the filters keep.
     page.locator(".tasklog-query").fill("pool")
@@ -341,7 +348,7 @@ def test_groups_fold_when_closed_open_on_errors_and_nest(live_server_url, browse
     assert indent > row(page, 3).locator(".tasklog-message").evaluate(
         "m => parseFloat(getComputedStyle(m).paddingLeft)"
     )
-    screenshot(page, "reader-groups.png")
+    component_screenshot(page, "reader-groups.png")
 
     # A line link inside a folded group opens it.
     page.goto(f"{live_server_url}{PAGE}#L5")

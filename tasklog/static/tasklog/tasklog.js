@@ -182,8 +182,10 @@
   // seqs before each, so that seq <-> row index is a binary search.
   function HiddenRanges(groups, lastSeq) {
     const ranges = [];
+    this.growing = false; // a folded group still open: it grows with the log
     for (const group of groups.values()) {
       if (!group.folded) continue;
+      this.growing = this.growing || group.end === null;
       const last = Math.min(group.end === null ? lastSeq : group.end - 1, lastSeq);
       if (last > group.seq) ranges.push([group.seq + 1, last]);
     }
@@ -508,7 +510,7 @@
     block.lines.set(line.seq, line);
     if (line.seq > this.lastSeq) {
       this.lastSeq = line.seq;
-      this.hidden = null;
+      if (this.hidden && this.hidden.growing) this.hidden = null;
     }
     this.learnGroups(line);
   };
@@ -965,8 +967,6 @@
         this.items.push(line);
         this.trimWindow(this.stick ? line.seq : (this.anchor().seq || line.seq));
       }
-    } else if (this.groups.size && [...this.groups.values()].some((group) => group.end === null)) {
-      this.hidden = null; // an open group grew
     }
     if (this.stick) this.scrollToBottomSoon();
     else this.schedule();
