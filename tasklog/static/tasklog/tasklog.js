@@ -432,7 +432,8 @@
   LiveLog.prototype.countHits = async function () {
     const generation = this.generation;
     try {
-      const page = await this.request({ limit: 1 });
+      // A first page holding every hit is its own count: a rare word costs one read of the log.
+      const page = await this.request({ count: 1 });
       if (generation !== this.generation) return null;
       const count = page.matches.toLocaleString("en");
       this.control("matches").textContent = page.matches === 0 ? "No matches" :
@@ -456,10 +457,9 @@
     const generation = this.generation;
     const from = this.hit === null ? (direction > 0 ? 0 : this.lastSeq + 1) : this.hit;
     try {
-      let page = await this.request(direction > 0 ? { after: from, limit: 1 } : { before: from, limit: 1 });
-      if (!page.lines.length) {  // wrap around
-        page = await this.request(direction > 0 ? { after: 0, limit: 1 } : { before: 2147483647, limit: 1 });
-      }
+      const step = (params) => this.request(Object.assign({ limit: 1, count: 0 }, params));
+      let page = await step(direction > 0 ? { after: from } : { before: from });
+      if (!page.lines.length) page = await step(direction > 0 ? { after: 0 } : { before: 2147483647 });  // wrap around
       if (generation !== this.generation || !page.lines.length) return;
       const seq = page.lines[0].seq;
       this.goto(seq, seq, true);
@@ -601,7 +601,7 @@
     this.loading.add(number);
     try {
       const half = BLOCK / 2;
-      const page = await this.request({ around: number * BLOCK + half, context: half });
+      const page = await this.request({ around: number * BLOCK + half, context: half, count: 0 });
       if (generation !== this.generation) return;
       const anchor = this.anchor();
       for (const line of page.lines) this.store(line, false);  // a neighbour's edge is not all of it
@@ -623,9 +623,10 @@
     if (this.loading.has("window")) return;
     this.loading.add("window");
     try {
-      const page = await this.request({ around: Math.max(seq, 0), context: WINDOW_CONTEXT });
+      const counting = replace && !this.filters.q; // a search counts its hits instead
+      const page = await this.request({ around: Math.max(seq, 0), context: WINDOW_CONTEXT, count: counting ? 1 : 0 });
       if (generation !== this.generation) return;
-      if (!this.filters.q) this.control("matches").textContent = this.kept(page);
+      if (counting) this.control("matches").textContent = this.kept(page);
       const anchor = replace ? null : this.anchor();
       const before = page.lines.filter((line) => line.seq <= seq).length;
       const after = page.lines.length - before;
