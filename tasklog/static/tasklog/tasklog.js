@@ -247,10 +247,6 @@
 
   /* The component ------------------------------------------------------------------------- */
 
-  function RequestError(message) {
-    this.message = message;
-  }
-
   function LiveLog(root, data) {
     this.root = root;
     this.data = data;
@@ -320,10 +316,10 @@
     this.control("next").addEventListener("click", () => this.searchStep(1));
     this.control("previous").addEventListener("click", () => this.searchStep(-1));
     for (const box of this.root.querySelectorAll(".tasklog-stream-filter")) {
-      box.addEventListener("change", () => this.filtersChanged());
+      box.addEventListener("change", () => this.applyFilters(true));
     }
-    this.control("filter-level").addEventListener("change", () => this.filtersChanged());
-    this.control("filter-logger").addEventListener("change", () => this.filtersChanged());
+    this.control("filter-level").addEventListener("change", () => this.applyFilters(true));
+    this.control("filter-logger").addEventListener("change", () => this.applyFilters(true));
     const stamps = this.control("timestamps");
     let mode = null;
     try { mode = window.localStorage.getItem(TIMESTAMP_KEY); } catch (error) { /* storage off */ }
@@ -352,16 +348,21 @@
     this.control("filter-logger").value = (params.get("logger") || "").slice(0, 200);
   };
 
+  // The search and filters as the JSON endpoint and the page's URL both take them.
+  LiveLog.prototype.setFilterParams = function (params) {
+    const f = this.filters;
+    if (f.q) params.set("q", f.q);
+    if (f.q && f.regex) params.set("regex", "1");
+    if (f.streams.length) params.set("stream", f.streams.join(","));
+    if (f.level) params.set("level", f.level);
+    if (f.logger) params.set("logger", f.logger);
+  };
+
   LiveLog.prototype.writeUrl = function () {
     if (!this.urlState) return;
     const url = new URL(window.location.href);
     for (const name of ["q", "regex", "stream", "level", "logger"]) url.searchParams.delete(name);
-    const f = this.filters;
-    if (f.q) url.searchParams.set("q", f.q);
-    if (f.q && f.regex) url.searchParams.set("regex", "1");
-    if (f.streams.length) url.searchParams.set("stream", f.streams.join(","));
-    if (f.level) url.searchParams.set("level", f.level);
-    if (f.logger) url.searchParams.set("logger", f.logger);
+    this.setFilterParams(url.searchParams);
     window.history.replaceState(null, "", url);
   };
 
@@ -374,10 +375,6 @@
       level: this.control("filter-level").value,
       logger: this.control("filter-logger").value.trim(),
     };
-  };
-
-  LiveLog.prototype.filtersChanged = function () {
-    this.applyFilters(true);
   };
 
   Object.defineProperty(LiveLog.prototype, "filtered", {
@@ -472,17 +469,12 @@
 
   LiveLog.prototype.request = async function (params) {
     const url = new URL(this.data.lines_url, window.location.href);
-    const f = this.filters;
-    if (f.q) url.searchParams.set("q", f.q);
-    if (f.q && f.regex) url.searchParams.set("regex", "1");
-    if (f.streams.length) url.searchParams.set("stream", f.streams.join(","));
-    if (f.level) url.searchParams.set("level", f.level);
-    if (f.logger) url.searchParams.set("logger", f.logger);
+    this.setFilterParams(url.searchParams);
     for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
     const response = await fetch(url, { credentials: "same-origin" });
     let body = null;
     try { body = await response.json(); } catch (error) { /* not JSON */ }
-    if (!response.ok) throw new RequestError((body && body.error) || response.status + " " + response.statusText);
+    if (!response.ok) throw new Error((body && body.error) || response.status + " " + response.statusText);
     return body;
   };
 
