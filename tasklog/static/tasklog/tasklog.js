@@ -397,10 +397,16 @@
     this.control("matches").textContent = "";
     const link = this.urlState && !userAction ? window.location.hash.match(LINK) : null;
     if (this.filters.q) {
-      const first = await this.countHits();
-      if (link) this.goto(Number(link[1]), Number(link[2] || link[1]));
-      else if (first !== null) this.goto(first, first, true);
-      else this.showEnd();
+      // The count and the first hit are asked apart: a rare word's count reads the whole log,
+      // its first hit only up to it.
+      const counted = this.countHits();
+      if (link) {
+        this.goto(Number(link[1]), Number(link[2] || link[1]));
+        return;
+      }
+      const first = await this.firstHit();
+      if (first !== null) this.goto(first, first, true);
+      else if ((await counted) === null) this.showEnd();
     } else if (this.filtered) {
       this.atEnd = false;
       this.goto(link ? Number(link[1]) : this.lastSeq + 1, link ? Number(link[2] || link[1]) : null);
@@ -425,7 +431,7 @@
 
   /* Search */
 
-  // The match count and the first hit; shows a 400's reason instead.
+  // Shows the match count (or a 400's reason); the first hit's seq, or null.
   LiveLog.prototype.countHits = async function () {
     const generation = this.generation;
     try {
@@ -439,6 +445,16 @@
     } catch (error) {
       if (generation === this.generation) this.showMessage(error.message);
       return null;
+    }
+  };
+
+  LiveLog.prototype.firstHit = async function () {
+    const generation = this.generation;
+    try {
+      const page = await this.request({ limit: 1, count: 0 });
+      return generation === this.generation && page.lines.length ? page.lines[0].seq : null;
+    } catch (error) {
+      return null; // countHits says why
     }
   };
 
