@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 
 from tasklog.models import TaskLog, TaskLogLine
 from tests import test_browser
-from tests.logs import TASK_ID, add_lines, make_log
+from tests.logs import TASK_ID, add_lines, close_log, make_log
 from tests.test_browser import log_in, outside_the_browser_loop, wait_for_log
 
 browser_page = test_browser.browser_page  # the fixtures of the page tests
@@ -466,3 +466,15 @@ def test_malformed_links_and_parameters_in_the_url_do_no_harm(live_server_url, b
     page.goto(f"{live_server_url}{PAGE}#L40-L3")
     expect(page.locator(f"{ROWS}.tasklog-selected")).to_have_count(38)
     assert page.dialogs == []
+
+
+def test_the_seqs_of_a_truncated_logs_dropped_lines_read_not_stored(live_server_url, browser_page):
+    """The line cap keeps the head and the tail of a log: the seqs between have no line."""
+    page = browser_page
+    outside_the_browser_loop(make_log, messages=[f"kept {n}" for n in range(1, 6)])
+    outside_the_browser_loop(add_lines, TASK_ID, ["kept 10", "kept 11"], first_seq=10)
+    outside_the_browser_loop(close_log)
+    log_in(page, live_server_url, PAGE)
+    expect(row(page, 11).locator(".tasklog-message")).to_have_text("kept 11")
+    expect(page.locator(f"{ROWS}.tasklog-absent")).to_have_count(4)
+    expect(row(page, 7).locator(".tasklog-message")).to_have_text("(not stored)")

@@ -793,7 +793,7 @@
         line = this.lineAt(seq);
         if (!(this.blocks.get(this.block(seq)) || {}).complete) missing.push(seq);
       }
-      const row = line ? this.row(line) : this.pendingRow(seq);
+      const row = line ? this.row(line) : this.pendingRow(seq, missing[missing.length - 1] === seq);
       row.style.top = ((index - top) * this.rowHeight) + "px";
       fragment.append(row);
       if (!this.filtered) seq = this.ranges().nextVisible(seq);
@@ -807,11 +807,13 @@
     }
   };
 
-  LiveLog.prototype.pendingRow = function (seq) {
+  // A row whose line is on its way, or was never stored (a truncated log's dropped range,
+  // which a marker line explains).
+  LiveLog.prototype.pendingRow = function (seq, loading) {
     const row = document.createElement("div");
-    row.className = "tasklog-line tasklog-pending";
+    row.className = "tasklog-line " + (loading ? "tasklog-pending" : "tasklog-absent");
     row.dataset.seq = seq;
-    row.append(span("tasklog-seq", seq), span("tasklog-message", "…"));
+    row.append(span("tasklog-seq", seq), span("tasklog-message", loading ? "…" : "(not stored)"));
     return row;
   };
 
