@@ -261,6 +261,7 @@
     this.hidden = null; // HiddenRanges, rebuilt when groups change
     this.items = []; // filtered view: the window of lines the filters keep, in seq order
     this.atStart = this.atEnd = false;
+    this.jumps = 0; // filtered view: jumps made, so that a superseded window load is dropped
     this.generation = 0; // bumped when search or filters change: older answers are dropped
     this.filters = { q: "", regex: false, streams: [], level: "", logger: "" };
     this.hit = null; // seq of the current search hit
@@ -626,14 +627,16 @@
   };
 
   // Filtered: the window of kept lines around seq (WINDOW_CONTEXT on each side).
+  // A jump (replace) supersedes a load at the window's edge still on its way.
   LiveLog.prototype.loadWindow = async function (seq, replace) {
     const generation = this.generation;
-    if (this.loading.has("window")) return;
+    if (!replace && this.loading.has("window")) return;
+    const jump = replace ? ++this.jumps : this.jumps;
     this.loading.add("window");
     try {
       const counting = replace && !this.filters.q; // a search counts its hits instead
       const page = await this.request({ around: Math.max(seq, 0), context: WINDOW_CONTEXT, count: counting ? 1 : 0 });
-      if (generation !== this.generation) return;
+      if (generation !== this.generation || jump !== this.jumps) return;
       if (counting) this.control("matches").textContent = this.kept(page);
       const anchor = replace ? null : this.anchor();
       const before = page.lines.filter((line) => line.seq <= seq).length;
@@ -658,7 +661,7 @@
     } catch (error) {
       if (generation === this.generation) this.showMessage(error.message);
     } finally {
-      this.loading.delete("window");
+      if (jump === this.jumps) this.loading.delete("window");
     }
   };
 
@@ -921,7 +924,9 @@
     for (const group of this.groups.values()) this.refold(group);
     if (this.filtered) {
       this.items = [];
-      this.loadWindow(seq, true).then(() => this.place(seq));
+      const loaded = this.loadWindow(seq, true);
+      const jump = this.jumps;
+      loaded.then(() => { if (jump === this.jumps) this.place(seq); });
       return;
     }
     this.place(seq);
