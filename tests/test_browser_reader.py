@@ -478,3 +478,32 @@ def test_the_seqs_of_a_truncated_logs_dropped_lines_read_not_stored(live_server_
     expect(row(page, 11).locator(".tasklog-message")).to_have_text("kept 11")
     expect(page.locator(f"{ROWS}.tasklog-absent")).to_have_count(4)
     expect(row(page, 7).locator(".tasklog-message")).to_have_text("(not stored)")
+
+
+SCROLLED_TO_THE_TOP_UNTIL = """seq => {
+    document.querySelector(".tasklog-lines").scrollTop = 0;
+    return !!document.querySelector(`.tasklog-viewport .tasklog-line[data-seq="${seq}"]`);
+}"""
+
+
+def test_a_filtered_view_loads_more_of_what_it_keeps_at_its_ends(live_server_url, browser_page):
+    page = browser_page
+    specs = [
+        (
+            "stderr" if n % 2 == 0 else "stdout",
+            f"{'err' if n % 2 == 0 else 'out'} {n}",
+            None,
+            "",
+            None,
+        )
+        for n in range(1, 5001)
+    ]
+    outside_the_browser_loop(make_lines, TASK_ID, specs)
+    log_in(page, live_server_url, f"{PAGE}?stream=stderr")
+    expect(page.locator(".tasklog-matches")).to_have_text("2,500 lines kept")
+    expect_on_screen(page, 5000)
+    # Scroll to the top until the first kept line comes: 1,001 lines a load, two more loads.
+    page.wait_for_function(SCROLLED_TO_THE_TOP_UNTIL, arg=2, polling=200, timeout=15_000)
+    expect_on_screen(page, 2)
+    expect(row(page, 2).locator(".tasklog-message")).to_have_text("err 2")
+    assert page.locator(f"{ROWS}.tasklog-stream-stdout").count() == 0
