@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from . import shares
-from .models import TaskLog, TaskLogLine
+from .models import Level, Stream, TaskLog, TaskLogLine
 from .serializers import line_as_dict, task_as_dict
 
 PAGE_SIZE = 500
@@ -42,6 +42,8 @@ def component_context(
         "log": log,
         "download_url": endpoint_url("tasklog:task_log_download", task_id, share),
         "lines": rendered,
+        "streams": Stream.values,  # the reader's filters
+        "levels": Level.labels,
         "client_data": {
             "task": task,
             "lines": line_dicts,

@@ -305,13 +305,14 @@ def task_log_lines(request, task_id: str):
         context = seq_param(request.GET, "context", default=CONTEXT, maximum=search.MAX_CONTEXT)
         limit = limit_param(request.GET)
         chosen = filter_param(request.GET)
+        counting = "count" not in request.GET or flag_param(request.GET, "count")
     except BadParameter as error:
         return bad_request(error)
     log, result = task_or_404(task_id)
     lines = TaskLogLine.objects.for_task(task_id)
     try:
         with search.time_limit(lines.db):
-            body = lines_body(lines, chosen, after, before, around, context, limit)
+            body = lines_body(lines, chosen, after, before, around, context, limit, counting)
     except search.SearchTooExpensive as error:
         return JsonResponse({"error": str(error), "too_expensive": True}, status=400)
     except DataError as error:  # a pattern the database's own regex dialect refuses
@@ -328,8 +329,9 @@ def refused_pattern(error: DataError) -> str:
     return _("Invalid regular expression: %s") % reason
 
 
-def lines_body(lines, chosen, after, before, around, context, limit) -> dict:
-    """The lines part of the JSON answer (see ``task_log_lines``)."""
+def lines_body(lines, chosen, after, before, around, context, limit, counting=True) -> dict:
+    """The lines part of the JSON answer (see ``task_log_lines``); ``counting`` False
+    (``count=0``) leaves out the match count, which can cost a read of the whole task."""
     if around is not None:
         unsearched = search.LineFilter(
             streams=chosen.streams, level=chosen.level, logger=chosen.logger
@@ -358,7 +360,7 @@ def lines_body(lines, chosen, after, before, around, context, limit) -> dict:
         "next_before": next_before,
         "open_groups": open_groups,
     }
-    if chosen.active:
+    if chosen.active and counting:
         if around is None and before is None and after == 0 and len(page) < limit:
             matches, exact = len(page), True  # the page holds every hit: no second read
         else:

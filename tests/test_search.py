@@ -144,6 +144,13 @@ class TestLinesEndpoint:
         body = get(reader, q="o").json()
         assert (body["matches"], body["matches_exact"], len(body["lines"])) == (7, True, 7)
 
+    def test_count_0_leaves_the_count_out(self, reader, log):
+        """The browser's context pages and hit steps: the count can cost a read of the task."""
+        body = get(reader, q="import", around=6, context=1, count="0").json()
+        assert [line["seq"] for line in body["lines"]] == [5, 6, 7]
+        assert "matches" not in body
+        assert get(reader, q="import", count="1").json()["matches"] == 3
+
     def test_next_and_previous_hit_are_one_line_pages(self, reader, log):
         after = get(reader, q="import", after=1, limit=1).json()
         assert [line["seq"] for line in after["lines"]] == [6]
@@ -186,6 +193,7 @@ class TestLinesEndpoint:
             ({"q": "(a+)+$", "regex": "1"}, "Search too expensive: a repeat inside a repeat"),
             ({"q": "(", "regex": "1"}, "Invalid regular expression: missing ), unterminated"),
             ({"regex": "yes"}, "regex must be 1 or 0, got 'yes'."),
+            ({"q": "a", "count": "no"}, "count must be 1 or 0, got 'no'."),
             ({"stream": "stdin"}, "Unknown stream 'stdin'; one of: stdout, stderr, log, marker."),
             ({"level": "LOUD"}, "Unknown level 'LOUD'; a number from 0 to 32767 or one of:"),
             ({"level": "99999"}, "Unknown level '99999'"),

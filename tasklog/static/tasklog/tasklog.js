@@ -1,10 +1,11 @@
-/* celery-tasklog: the live log component, on the task page and wherever {% tasklog_live %} puts it.
+/* celery-tasklog: the log reader, on the task page and wherever {% tasklog_live %} puts it.
  *
  * Mounts on every [data-tasklog] element, each with its own JSON config (a child
- * <script type="application/json">), so several logs may share a page: renders the lines the
- * config ships (replacing the plain copy the server rendered), loads earlier pages on demand,
- * appends new lines from Server-Sent Events and keeps the header (state, progress, timings)
- * current.
+ * <script type="application/json">), so several logs may share a page. The lines box is a
+ * virtual list: only the rows on screen (plus a margin) are in the DOM, and lines come from the
+ * JSON endpoint a block at a time as the reader scrolls or jumps (line link, search hit,
+ * scrollbar), so a log of millions of lines costs what its visible rows cost. New lines come
+ * from Server-Sent Events. Search, filters, groups, line links and timestamp modes are here too.
  * Log text only ever reaches the DOM through textContent: ANSI colour codes become classes on
  * spans built here, never markup parsed from the log.
  */
@@ -13,13 +14,24 @@
 
   if (window.tasklog) return; // the script is included once per component: run it once
 
-  const MAX_DOM_LINES = 5000;
+  const BLOCK = 500; // lines fetched at a time (unfiltered view: seq k*BLOCK+1 .. (k+1)*BLOCK)
+  const MAX_BLOCKS = 24; // blocks kept in memory; the least recently used go first
+  const OVERSCAN = 20; // rows rendered above and below the visible ones
+  const MAX_SCROLL_PX = 8000000; // browsers cap element heights (~17M px in Firefox, ~33M in Chromium)
+  const MAX_SHOWN_CHARS = 20000; // a longer message is cut on screen (the download has it whole)
+  const WINDOW_CONTEXT = 1000; // filtered view: lines fetched on each side of a jump
+  const MAX_WINDOW = 10000; // filtered view: lines kept in memory
   const BOTTOM_SLACK = 8;
   const RECONNECT_MS = 5000; // after a refused stream (server restarting, task not known yet)
+  const LEVELS = { DEBUG: 10, INFO: 20, WARN: 30, WARNING: 30, ERROR: 40, CRITICAL: 50, FATAL: 50 };
+  const STREAMS = ["stdout", "stderr", "log", "marker"];
+  const TIMESTAMP_MODES = ["absolute", "elapsed", "hidden"];
+  const TIMESTAMP_KEY = "tasklog.timestamps";
+  const LINK = /^#L(\d{1,10})(?:-L(\d{1,10}))?$/;
 
-  /* ANSI SGR ------------------------------------------------------------------------------ */
+  /* ANSI -------------------------------------------------------------------------------- */
 
-  var renderAnsi = window.tasklogAnsi.render; // ansi.js, loaded before this script
+  const renderAnsi = window.tasklogAnsi.render; // ansi.js, loaded before this script
 
   /* Lines --------------------------------------------------------------------------------- */
 
@@ -29,29 +41,17 @@
       String(moment.getMilliseconds()).padStart(3, "0");
   }
 
-  function lineElement(line) {
-    const row = document.createElement("div");
-    row.className = "tasklog-line tasklog-stream-" + line.stream;
-    row.dataset.seq = line.seq;
-    const seq = document.createElement("span");
-    seq.className = "tasklog-seq";
-    seq.textContent = line.seq;
-    const time = document.createElement("time");
-    time.className = "tasklog-time";
-    time.dateTime = line.timestamp || "";
-    time.textContent = clock(line.timestamp);
-    time.title = line.timestamp || "";
-    const message = document.createElement("span");
-    message.className = "tasklog-message";
-    if (line.level) {
-      const level = document.createElement("span");
-      level.className = "tasklog-level tasklog-level-" + line.level.toLowerCase();
-      level.textContent = line.level;
-      message.append(level, " ");
-    }
-    renderAnsi(message, line.message);
-    row.append(seq, time, message);
-    return row;
+  // "+1:02:03.456" or "+02:03.456" since the task started.
+  function elapsed(timestamp, since) {
+    const ms = Date.parse(timestamp) - since;
+    if (isNaN(ms)) return "";
+    const sign = ms < 0 ? "-" : "+";
+    const total = Math.abs(ms);
+    const hours = Math.floor(total / 3600000);
+    const minutes = String(Math.floor(total / 60000) % 60).padStart(2, "0");
+    const seconds = String(Math.floor(total / 1000) % 60).padStart(2, "0");
+    const millis = String(total % 1000).padStart(3, "0");
+    return sign + (hours ? hours + ":" : "") + minutes + ":" + seconds + "." + millis;
   }
 
   function localMoment(timestamp) {
@@ -59,34 +59,606 @@
     return isNaN(moment) ? "" : moment.toLocaleString();
   }
 
+  function span(className, text) {
+    const element = document.createElement("span");
+    element.className = className;
+    element.textContent = text;
+    return element;
+  }
+
+  // key=value pairs of a record's extra fields, as the download writes them (portable.py):
+  // a key or value that is not a single word is JSON-quoted.
+  const WORD = /^[\w.:\/@+-]+$/;
+  function wordOrJson(value) {
+    return typeof value === "string" && WORD.test(value) ? value : JSON.stringify(value);
+  }
+
+  function extraText(extra) {
+    if (!extra || typeof extra !== "object") return "";
+    return Object.entries(extra).map(([key, value]) => wordOrJson(key) + "=" + wordOrJson(value)).join(" ");
+  }
+
+  function shortened(message) {
+    if (message.length <= MAX_SHOWN_CHARS) return [message, 0];
+    return [message.slice(0, MAX_SHOWN_CHARS), message.length - MAX_SHOWN_CHARS];
+  }
+
+  /* Groups: which seqs folded groups hide ------------------------------------------------- */
+
+  // Sorted, disjoint [first, last] seq ranges hidden by folded groups, with the count of hidden
+  // seqs before each, so that seq <-> row index is a binary search.
+  function HiddenRanges(groups, lastSeq) {
+    const ranges = [];
+    this.growing = false; // a folded group still open: it grows with the log
+    for (const group of groups.values()) {
+      if (!group.folded) continue;
+      this.growing = this.growing || group.end === null;
+      const last = Math.min(group.end === null ? lastSeq : group.end - 1, lastSeq);
+      if (last > group.seq) ranges.push([group.seq + 1, last]);
+    }
+    ranges.sort((a, b) => a[0] - b[0]);
+    this.ranges = [];
+    this.before = [];
+    let hidden = 0;
+    for (const [first, last] of ranges) {
+      const previous = this.ranges[this.ranges.length - 1];
+      if (previous && first <= previous[1] + 1) {
+        if (last > previous[1]) {
+          hidden += last - previous[1];
+          previous[1] = last;
+        }
+        continue;
+      }
+      this.before.push(hidden);
+      this.ranges.push([first, last]);
+      hidden += last - first + 1;
+    }
+    this.total = hidden;
+  }
+
+  // The last range starting at or before seq, or -1.
+  HiddenRanges.prototype.find = function (seq) {
+    let low = 0, high = this.ranges.length - 1, found = -1;
+    while (low <= high) {
+      const middle = (low + high) >> 1;
+      if (this.ranges[middle][0] <= seq) { found = middle; low = middle + 1; } else high = middle - 1;
+    }
+    return found;
+  };
+
+  // The row of seq (a hidden seq: the row of the group header that hides it).
+  HiddenRanges.prototype.indexOf = function (seq) {
+    const i = this.find(seq);
+    if (i < 0) return seq - 1;
+    const [first, last] = this.ranges[i];
+    if (seq <= last) return first - 2 - this.before[i];
+    return seq - 1 - this.before[i] - (last - first + 1);
+  };
+
+  HiddenRanges.prototype.seqAt = function (index) {
+    let low = 0, high = this.ranges.length - 1, found = -1;
+    while (low <= high) {  // the last range whose first seq's row is at or before index
+      const middle = (low + high) >> 1;
+      if (this.ranges[middle][0] - 1 - this.before[middle] <= index) { found = middle; low = middle + 1; } else high = middle - 1;
+    }
+    if (found < 0) return index + 1;
+    const [first, last] = this.ranges[found];
+    return index + 1 + this.before[found] + (last - first + 1);
+  };
+
+  HiddenRanges.prototype.nextVisible = function (seq) {
+    const i = this.find(seq + 1);
+    if (i >= 0 && seq + 1 <= this.ranges[i][1]) return this.ranges[i][1] + 1;
+    return seq + 1;
+  };
+
   /* The component ------------------------------------------------------------------------- */
 
   function LiveLog(root, data) {
     this.root = root;
     this.data = data;
+    this.urlState = root.hasAttribute("data-tasklog-url");
     this.box = root.querySelector(".tasklog-lines");
-    this.earlier = root.querySelector(".tasklog-earlier");
     this.jump = root.querySelector(".tasklog-jump");
     this.empty = root.querySelector(".tasklog-empty");
-    this.firstSeq = null;
     this.lastSeq = 0;
+    this.blocks = new Map(); // block number -> {lines: Map seq -> line, complete, used}
+    this.loading = new Set();
+    this.groups = new Map(); // group_start seq -> {seq, title, end, lines, duration, error, parent, folded, toggled}
+    this.hidden = null; // HiddenRanges, rebuilt when groups change
+    this.items = []; // filtered view: the window of lines the filters keep, in seq order
+    this.atStart = this.atEnd = false;
+    this.jumps = 0; // filtered view: jumps made, so that a superseded window load is dropped
+    this.generation = 0; // bumped when search or filters change: older answers are dropped
+    this.filters = { q: "", regex: false, streams: [], level: "", logger: "" };
+    this.hit = null; // seq of the current search hit
+    this.selection = null; // [first, last] seq of the linked lines
+    this.pinned = null; // a seq a jump went to: the groups around it stay open
     this.stick = true;
     this.ended = false;
-    this.hasEarlier = data.has_earlier;
+    this.tick = 0;
+    this.frame = null;
+    this.started = Date.parse(data.task.started);
   }
 
   LiveLog.prototype.start = function () {
     // The server rendered the last lines as plain text (for a page without its script):
-    // replace them with the same lines, coloured.
+    // the virtual list replaces them.
     for (const row of this.box.querySelectorAll(".tasklog-line")) row.remove();
-    this.append(this.data.lines);
-    this.scrollToBottom();
-    this.showEarlierButton();
+    this.viewport = document.createElement("div");
+    this.viewport.className = "tasklog-viewport";
+    this.spacer = document.createElement("div");
+    this.spacer.className = "tasklog-spacer";
+    this.box.append(this.viewport, this.spacer);
+    this.rowHeight = parseFloat(getComputedStyle(this.root).getPropertyValue("--tl-row")) || 18;
+    this.setupControls();
+    this.control("reader").hidden = false;
+    this.readUrl();
+    for (const line of this.data.lines) this.store(line, false);  // shown until fetched
+    this.empty.hidden = this.lastSeq > 0;
     this.box.addEventListener("scroll", () => this.onScroll());
-    this.earlier.addEventListener("click", () => this.loadEarlier());
+    this.viewport.addEventListener("click", (event) => this.onClick(event));
     this.jump.addEventListener("click", () => this.scrollToBottom());
+    window.addEventListener("resize", () => this.schedule());
+    if (this.urlState) window.addEventListener("hashchange", () => this.followHash());
     this.updateTask(this.data.task);
+    this.applyFilters(false);
     if (!this.data.task.complete) this.listen();
+  };
+
+  /* Controls and the URL */
+
+  LiveLog.prototype.control = function (name) {
+    return this.root.querySelector(".tasklog-" + name);
+  };
+
+  LiveLog.prototype.setupControls = function () {
+    const query = this.control("query");
+    query.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter") return;
+      event.preventDefault();
+      this.searchStep(event.shiftKey ? -1 : 1);
+    });
+    this.control("search").addEventListener("submit", (event) => event.preventDefault());
+    this.control("regex").addEventListener("change", () => this.searchStep(1, true));
+    this.control("next").addEventListener("click", () => this.searchStep(1));
+    this.control("previous").addEventListener("click", () => this.searchStep(-1));
+    for (const box of this.root.querySelectorAll(".tasklog-stream-filter")) {
+      box.addEventListener("change", () => this.applyFilters(true));
+    }
+    this.control("filter-level").addEventListener("change", () => this.applyFilters(true));
+    this.control("filter-logger").addEventListener("change", () => this.applyFilters(true));
+    const stamps = this.control("timestamps");
+    let mode = null;
+    try { mode = window.localStorage.getItem(TIMESTAMP_KEY); } catch (error) { /* storage off */ }
+    stamps.value = TIMESTAMP_MODES.includes(mode) ? mode : "absolute";
+    this.timestamps = stamps.value;
+    stamps.addEventListener("change", () => {
+      this.timestamps = stamps.value;
+      try { window.localStorage.setItem(TIMESTAMP_KEY, stamps.value); } catch (error) { /* storage off */ }
+      this.root.dataset.timestamps = stamps.value;
+      this.schedule();
+    });
+    this.root.dataset.timestamps = this.timestamps;
+  };
+
+  LiveLog.prototype.readUrl = function () {
+    if (!this.urlState) return;
+    const params = new URLSearchParams(window.location.search);
+    const streams = params.getAll("stream").flatMap((value) => value.split(",")).filter((s) => STREAMS.includes(s));
+    this.control("query").value = (params.get("q") || "").slice(0, 1000);
+    this.control("regex").checked = params.get("regex") === "1";
+    for (const box of this.root.querySelectorAll(".tasklog-stream-filter")) {
+      box.checked = !streams.length || streams.includes(box.value);
+    }
+    const level = (params.get("level") || "").toUpperCase();
+    this.control("filter-level").value = level in LEVELS ? level : "";
+    this.control("filter-logger").value = (params.get("logger") || "").slice(0, 200);
+  };
+
+  // The search and filters as the JSON endpoint and the page's URL both take them.
+  LiveLog.prototype.setFilterParams = function (params) {
+    const f = this.filters;
+    if (f.q) params.set("q", f.q);
+    if (f.q && f.regex) params.set("regex", "1");
+    if (f.streams.length) params.set("stream", f.streams.join(","));
+    if (f.level) params.set("level", f.level);
+    if (f.logger) params.set("logger", f.logger);
+  };
+
+  LiveLog.prototype.writeUrl = function () {
+    if (!this.urlState) return;
+    const url = new URL(window.location.href);
+    for (const name of ["q", "regex", "stream", "level", "logger"]) url.searchParams.delete(name);
+    this.setFilterParams(url.searchParams);
+    window.history.replaceState(null, "", url);
+  };
+
+  LiveLog.prototype.readFilters = function () {
+    const checked = [...this.root.querySelectorAll(".tasklog-stream-filter")].filter((box) => box.checked);
+    return {
+      q: this.control("query").value,
+      regex: this.control("regex").checked,
+      streams: checked.length === STREAMS.length ? [] : checked.map((box) => box.value),
+      level: this.control("filter-level").value,
+      logger: this.control("filter-logger").value.trim(),
+    };
+  };
+
+  Object.defineProperty(LiveLog.prototype, "filtered", {
+    get: function () {
+      const f = this.filters;
+      return f.streams.length > 0 || f.level !== "" || f.logger !== "";
+    },
+  });
+
+  // Takes the search and filters from the controls: resets what was loaded, counts the hits,
+  // then goes to the linked line, the first hit, or the end.
+  LiveLog.prototype.applyFilters = async function (userAction) {
+    this.filters = this.readFilters();
+    this.writeUrl();
+    this.generation++;
+    if (userAction || this.filters.q) this.blocks.clear(); // to load them with the search's marks
+    this.items = [];
+    this.hit = null;
+    this.showMessage("");
+    this.control("matches").textContent = "";
+    const link = this.urlState && !userAction ? window.location.hash.match(LINK) : null;
+    if (this.filters.q) {
+      // The count and the first hit are asked apart: a rare word's count reads the whole log,
+      // its first hit only up to it.
+      const counted = this.countHits();
+      if (link) {
+        this.goto(Number(link[1]), Number(link[2] || link[1]));
+        return;
+      }
+      const first = await this.firstHit();
+      if (first !== null) this.goto(first, first, true);
+      else if ((await counted) === null) this.showEnd();
+    } else if (this.filtered) {
+      this.atEnd = false;
+      this.goto(link ? Number(link[1]) : this.lastSeq + 1, link ? Number(link[2] || link[1]) : null);
+    } else if (link) {
+      this.goto(Number(link[1]), Number(link[2] || link[1]));
+    } else {
+      this.showEnd();
+    }
+  };
+
+  LiveLog.prototype.showEnd = function () {
+    this.stick = true;
+    if (this.filtered) this.goto(this.lastSeq + 1, null);
+    else this.scrollToBottom();
+  };
+
+  LiveLog.prototype.showMessage = function (text) {
+    const message = this.control("error");
+    message.textContent = text;
+    message.hidden = !text;
+  };
+
+  /* Search */
+
+  // Shows the match count (or a 400's reason); the first hit's seq, or null.
+  LiveLog.prototype.countHits = async function () {
+    const generation = this.generation;
+    try {
+      // A first page holding every hit is its own count: a rare word costs one read of the log.
+      const page = await this.request({ count: 1 });
+      if (generation !== this.generation) return null;
+      const count = page.matches.toLocaleString("en");
+      this.control("matches").textContent = page.matches === 0 ? "No matches" :
+        page.matches_exact ? count + (page.matches === 1 ? " match" : " matches") : "at least " + count + " matches";
+      return page.lines.length ? page.lines[0].seq : null;
+    } catch (error) {
+      if (generation === this.generation) this.showMessage(error.message);
+      return null;
+    }
+  };
+
+  LiveLog.prototype.firstHit = async function () {
+    const generation = this.generation;
+    try {
+      const page = await this.request({ limit: 1, count: 0 });
+      return generation === this.generation && page.lines.length ? page.lines[0].seq : null;
+    } catch (error) {
+      return null; // countHits says why
+    }
+  };
+
+  // Enter, Shift+Enter, the arrows: the next (1) or previous (-1) hit, wrapping around; a
+  // changed search starts over.
+  LiveLog.prototype.searchStep = async function (direction, restart) {
+    const wanted = this.readFilters();
+    if (restart || JSON.stringify(wanted) !== JSON.stringify(this.filters)) {
+      await this.applyFilters(true);
+      return;
+    }
+    if (!this.filters.q) return;
+    const generation = this.generation;
+    const from = this.hit === null ? (direction > 0 ? 0 : this.lastSeq + 1) : this.hit;
+    try {
+      const step = (params) => this.request(Object.assign({ limit: 1, count: 0 }, params));
+      let page = await step(direction > 0 ? { after: from } : { before: from });
+      if (!page.lines.length) page = await step(direction > 0 ? { after: 0 } : { before: 2147483647 });  // wrap around
+      if (generation !== this.generation || !page.lines.length) return;
+      const seq = page.lines[0].seq;
+      this.goto(seq, seq, true);
+    } catch (error) {
+      if (generation === this.generation) this.showMessage(error.message);
+    }
+  };
+
+  /* Loading lines */
+
+  LiveLog.prototype.request = async function (params) {
+    const url = new URL(this.data.lines_url, window.location.href);
+    this.setFilterParams(url.searchParams);
+    for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
+    const response = await fetch(url, { credentials: "same-origin" });
+    let body = null;
+    try { body = await response.json(); } catch (error) { /* not JSON */ }
+    if (!response.ok) throw new Error((body && body.error) || response.status + " " + response.statusText);
+    return body;
+  };
+
+  LiveLog.prototype.block = function (seq) {
+    return Math.floor((seq - 1) / BLOCK);
+  };
+
+  LiveLog.prototype.lineAt = function (seq) {
+    const block = this.blocks.get(this.block(seq));
+    if (!block) return undefined;
+    block.used = ++this.tick;
+    return block.lines.get(seq);
+  };
+
+  // Keeps a line (unfiltered view) and what it says about groups. A block is complete once
+  // fetched whole, or when a live line starts it; the first page the server ships is not (its
+  // lines carry no group summaries).
+  LiveLog.prototype.store = function (line, complete) {
+    const number = this.block(line.seq);
+    let block = this.blocks.get(number);
+    if (!block) {
+      block = { lines: new Map(), complete: complete, used: ++this.tick };
+      this.blocks.set(number, block);
+    }
+    block.lines.set(line.seq, line);
+    if (line.seq > this.lastSeq) {
+      this.lastSeq = line.seq;
+      if (this.hidden && this.hidden.growing) this.hidden = null;
+    }
+    this.learnGroups(line);
+  };
+
+  LiveLog.prototype.evict = function () {
+    if (this.blocks.size <= MAX_BLOCKS) return;
+    const byAge = [...this.blocks.entries()].sort((a, b) => a[1].used - b[1].used);
+    for (const [number] of byAge.slice(0, this.blocks.size - MAX_BLOCKS)) this.blocks.delete(number);
+  };
+
+  LiveLog.prototype.learnGroups = function (line) {
+    if (line.kind === "group_start") {
+      const known = this.groups.get(line.seq);
+      const section = line.section || {};
+      const group = known || { seq: line.seq, toggled: false };
+      group.title = line.message.slice("::group::".length).trim();
+      group.parent = line.group || 0;
+      group.started = line.timestamp;
+      if (line.section) {
+        group.end = section.end;
+        group.lines = section.lines;
+        group.duration = section.duration;
+        group.error = group.error || section.error;
+      } else if (!known) {
+        group.end = null;
+        group.error = false;
+      }
+      this.groups.set(line.seq, group);
+      this.refold(group);
+    } else if (line.kind === "group_end" && line.group !== null) {
+      let closed = null;
+      for (const group of this.groups.values()) {
+        if (group.end === null && group.parent === line.group && group.seq < line.seq && (!closed || group.seq > closed.seq)) closed = group;
+      }
+      if (closed) this.close(closed, line);
+    } else if (line.kind === "attempt") {
+      for (const group of this.groups.values()) {
+        if (group.end === null && group.seq < line.seq) this.close(group, line);
+      }
+    }
+    if (line.error && line.group) this.openForError(line.group);
+  };
+
+  LiveLog.prototype.close = function (group, line) {
+    group.end = line.seq;
+    group.lines = line.seq - group.seq - 1;
+    const duration = (Date.parse(line.timestamp) - Date.parse(group.started)) / 1000;
+    group.duration = isNaN(duration) ? null : duration;
+    this.refold(group);
+  };
+
+  LiveLog.prototype.openForError = function (seq) {
+    for (let group = this.groups.get(seq); group; group = this.groups.get(group.parent)) {
+      if (group.error) break;
+      group.error = true;
+      this.refold(group);
+    }
+  };
+
+  // A closed group is folded unless it holds an error, the reader opened it, or a jump went inside.
+  LiveLog.prototype.refold = function (group) {
+    if (group.toggled) return;
+    const pinnedInside = this.pinned !== null && this.pinned > group.seq &&
+      (group.end === null || this.pinned < group.end);
+    const folded = group.end !== null && !group.error && !pinnedInside;
+    if (folded !== group.folded) {
+      group.folded = folded;
+      this.hidden = null;
+    }
+  };
+
+  LiveLog.prototype.ranges = function () {
+    if (!this.hidden) this.hidden = new HiddenRanges(this.groups, this.lastSeq);
+    return this.hidden;
+  };
+
+  // Unfiltered: fetches the blocks of the rows on screen that are not in memory, nearest first.
+  LiveLog.prototype.loadBlocks = function (seqs) {
+    const wanted = [...new Set(seqs.map((seq) => this.block(seq)))].filter((number) => {
+      const block = this.blocks.get(number);
+      return !(block && block.complete) && !this.loading.has(number);
+    });
+    for (const number of wanted.slice(0, 3)) this.loadBlock(number);
+  };
+
+  LiveLog.prototype.loadBlock = async function (number) {
+    const generation = this.generation;
+    this.loading.add(number);
+    try {
+      const half = BLOCK / 2;
+      const page = await this.request({ around: number * BLOCK + half, context: half, count: 0 });
+      if (generation !== this.generation) return;
+      const anchor = this.anchor();
+      for (const line of page.lines) this.store(line, false);  // a neighbour's edge is not all of it
+      const block = this.blocks.get(number);
+      if (block) block.complete = true;
+      else this.blocks.set(number, { lines: new Map(), complete: true, used: ++this.tick });
+      this.evict();
+      this.restore(anchor);
+    } catch (error) {
+      if (generation === this.generation) this.showMessage(error.message);
+    } finally {
+      this.loading.delete(number);
+    }
+  };
+
+  // Filtered: the window of kept lines around seq (WINDOW_CONTEXT on each side).
+  // A jump (replace) supersedes a load at the window's edge still on its way.
+  LiveLog.prototype.loadWindow = async function (seq, replace) {
+    const generation = this.generation;
+    if (!replace && this.loading.has("window")) return;
+    const jump = replace ? ++this.jumps : this.jumps;
+    this.loading.add("window");
+    try {
+      const counting = replace && !this.filters.q; // a search counts its hits instead
+      const page = await this.request({ around: Math.max(seq, 0), context: WINDOW_CONTEXT, count: counting ? 1 : 0 });
+      if (generation !== this.generation || jump !== this.jumps) return;
+      if (counting) this.control("matches").textContent = this.kept(page);
+      const anchor = replace ? null : this.anchor();
+      const before = page.lines.filter((line) => line.seq <= seq).length;
+      const after = page.lines.length - before;
+      if (replace) {
+        this.items = page.lines;
+        this.atStart = before < WINDOW_CONTEXT + 1;
+        this.atEnd = after < WINDOW_CONTEXT;
+      } else {
+        const first = this.items.length ? this.items[0].seq : Infinity;
+        const last = this.items.length ? this.items[this.items.length - 1].seq : -Infinity;
+        const older = page.lines.filter((line) => line.seq < first);
+        const newer = page.lines.filter((line) => line.seq > last);
+        if (older.length) this.atStart = before < WINDOW_CONTEXT + 1;
+        if (newer.length || seq >= last) this.atEnd = after < WINDOW_CONTEXT;
+        this.items = older.concat(this.items, newer);
+      }
+      this.trimWindow(anchor ? anchor.seq : seq);
+      for (const line of page.lines) this.learnGroups(line);
+      if (anchor) this.restore(anchor);
+      else this.schedule();
+    } catch (error) {
+      if (generation === this.generation) this.showMessage(error.message);
+    } finally {
+      if (jump === this.jumps) this.loading.delete("window");
+    }
+  };
+
+  // "1,234 lines kept" by the filters (without a search, which counts its hits instead).
+  LiveLog.prototype.kept = function (page) {
+    if (page.matches === 0) return "No line passes the filters";
+    const count = page.matches.toLocaleString("en") + (page.matches === 1 ? " line" : " lines");
+    return (page.matches_exact ? "" : "at least ") + count + " kept";
+  };
+
+  // At most MAX_WINDOW lines: drops from the end farther from the seq in view.
+  LiveLog.prototype.trimWindow = function (seq) {
+    const excess = this.items.length - MAX_WINDOW;
+    if (excess <= 0) return;
+    const at = this.indexOf(seq);
+    if (at > this.items.length / 2) {
+      this.items = this.items.slice(excess);
+      this.atStart = false;
+    } else {
+      this.items = this.items.slice(0, MAX_WINDOW);
+      this.atEnd = false;
+    }
+  };
+
+  // Whether a live line passes the filters (the server's rules: stream, minimum level, logger tree).
+  LiveLog.prototype.keeps = function (line) {
+    const f = this.filters;
+    if (f.streams.length && !f.streams.includes(line.stream)) return false;
+    if (f.level && !(line.level && (LEVELS[line.level] || 0) >= LEVELS[f.level])) return false;
+    if (f.logger && !(line.logger === f.logger || (line.logger || "").startsWith(f.logger + "."))) return false;
+    return true;
+  };
+
+  /* Rows and scrolling */
+
+  LiveLog.prototype.count = function () {
+    return this.filtered ? this.items.length : this.lastSeq - this.ranges().total;
+  };
+
+  LiveLog.prototype.indexOf = function (seq) {
+    if (!this.filtered) return this.ranges().indexOf(seq);
+    let low = 0, high = this.items.length - 1;
+    while (low <= high) {  // the first item at or after seq
+      const middle = (low + high) >> 1;
+      if (this.items[middle].seq < seq) low = middle + 1; else high = middle - 1;
+    }
+    return low;
+  };
+
+  LiveLog.prototype.geometry = function () {
+    const count = this.count();
+    const height = this.box.clientHeight;
+    const rows = height / this.rowHeight;
+    const total = count * this.rowHeight;
+    const scrollable = Math.max(Math.min(total, MAX_SCROLL_PX), height);
+    return { count, height, rows, total, scrollable, scaled: total > MAX_SCROLL_PX };
+  };
+
+  // The row index (fractional) at the top of the box.
+  LiveLog.prototype.topIndex = function () {
+    const g = this.geometry();
+    if (!g.scaled) return this.box.scrollTop / this.rowHeight;
+    const fraction = this.box.scrollTop / Math.max(g.scrollable - g.height, 1);
+    return fraction * Math.max(g.count - g.rows, 0);
+  };
+
+  LiveLog.prototype.setTopIndex = function (index) {
+    const g = this.geometry();
+    this.sizeSpacer(g);
+    index = Math.max(0, Math.min(index, Math.max(g.count - g.rows, 0)));
+    this.box.scrollTop = g.scaled ? index / Math.max(g.count - g.rows, 1) * (g.scrollable - g.height) : index * this.rowHeight;
+    this.render();
+  };
+
+  LiveLog.prototype.sizeSpacer = function (g) {
+    this.spacer.style.height = Math.max(g.scrollable - g.height, 0) + "px";
+  };
+
+  // The seq at the top of the box and how far into it, to keep it in place when rows change.
+  LiveLog.prototype.anchor = function () {
+    if (this.stick) return { bottom: true };
+    const top = this.topIndex();
+    const index = Math.floor(top);
+    const seq = this.filtered ? (this.items[index] || {}).seq : this.ranges().seqAt(index);
+    return { seq: seq || 1, offset: top - index };
+  };
+
+  LiveLog.prototype.restore = function (anchor) {
+    if (anchor.bottom) this.scrollToBottom();
+    else this.setTopIndex(this.indexOf(anchor.seq) + anchor.offset);
   };
 
   LiveLog.prototype.atBottom = function () {
@@ -95,79 +667,189 @@
   };
 
   LiveLog.prototype.onScroll = function () {
-    this.stick = this.atBottom();
+    this.stick = this.atBottom() && (!this.filtered || this.atEnd);
     this.jump.hidden = this.stick;
+    this.schedule();
   };
 
   LiveLog.prototype.scrollToBottom = function () {
+    this.sizeSpacer(this.geometry());
     this.box.scrollTop = this.box.scrollHeight;
     this.stick = true;
     this.jump.hidden = true;
+    this.render();
   };
 
-  LiveLog.prototype.append = function (lines) {
-    const fresh = lines.filter((line) => line.seq > this.lastSeq);
-    if (!fresh.length) {
-      this.empty.hidden = this.lastSeq > 0;
+  LiveLog.prototype.schedule = function () {
+    if (this.frame === null) this.frame = requestAnimationFrame(() => { this.frame = null; this.render(); });
+  };
+
+  // Builds the rows on screen (plus OVERSCAN each side) and asks for the lines it lacks.
+  LiveLog.prototype.render = function () {
+    const g = this.geometry();
+    this.sizeSpacer(g);
+    const top = this.topIndex();
+    const first = Math.max(Math.floor(top) - OVERSCAN, 0);
+    const last = Math.min(Math.ceil(top + g.rows) + OVERSCAN, g.count);
+    const fragment = document.createDocumentFragment();
+    const missing = [];
+    let seq = this.filtered ? null : this.ranges().seqAt(first);
+    for (let index = first; index < last; index++) {
+      let line;
+      if (this.filtered) {
+        line = this.items[index];
+        seq = line.seq;
+      } else {
+        line = this.lineAt(seq);
+        if (!(this.blocks.get(this.block(seq)) || {}).complete) missing.push(seq);
+      }
+      const row = line ? this.row(line) : this.pendingRow(seq, missing[missing.length - 1] === seq);
+      row.style.top = ((index - top) * this.rowHeight) + "px";
+      fragment.append(row);
+      if (!this.filtered) seq = this.ranges().nextVisible(seq);
+    }
+    this.viewport.replaceChildren(fragment);
+    this.empty.hidden = this.lastSeq > 0;
+    if (missing.length) this.loadBlocks(missing);
+    if (this.filtered && !this.loading.has("window") && this.items.length) {
+      if (first <= OVERSCAN && !this.atStart) this.loadWindow(this.items[0].seq - 1, false);
+      else if (last >= g.count - OVERSCAN && !this.atEnd) this.loadWindow(this.items[this.items.length - 1].seq, false);
+    }
+  };
+
+  // A row whose line is on its way, or was never stored (a truncated log's dropped range,
+  // which a marker line explains).
+  LiveLog.prototype.pendingRow = function (seq, loading) {
+    const row = document.createElement("div");
+    row.className = "tasklog-line " + (loading ? "tasklog-pending" : "tasklog-absent");
+    row.dataset.seq = seq;
+    row.append(span("tasklog-seq", seq), span("tasklog-message", loading ? "…" : "(not stored)"));
+    return row;
+  };
+
+  LiveLog.prototype.row = function (line) {
+    const row = document.createElement("div");
+    row.className = "tasklog-line tasklog-stream-" + line.stream + " tasklog-kind-" + line.kind;
+    row.dataset.seq = line.seq;
+    if (line.match) row.classList.add("tasklog-match");
+    if (line.seq === this.hit) row.classList.add("tasklog-hit");
+    if (this.selection && line.seq >= this.selection[0] && line.seq <= this.selection[1]) {
+      row.classList.add("tasklog-selected");
+    }
+    const number = document.createElement("a");
+    number.className = "tasklog-seq";
+    number.href = "#L" + line.seq;
+    number.textContent = line.seq;
+    const time = document.createElement("time");
+    time.className = "tasklog-time";
+    time.dateTime = line.timestamp || "";
+    time.title = line.timestamp || "";
+    time.textContent = this.timestamps === "elapsed" ? elapsed(line.timestamp, this.since(line)) :
+      this.timestamps === "hidden" ? "" : clock(line.timestamp);
+    time.hidden = this.timestamps === "hidden";
+    const message = document.createElement("span");
+    message.className = "tasklog-message";
+    message.style.paddingLeft = (line.depth || 0) * 1.5 + "em";
+    row.append(number, time, message);
+    const group = line.kind === "group_start" && !this.filtered ? this.groups.get(line.seq) : null;
+    if (group) {
+      const toggle = document.createElement("button");
+      toggle.type = "button";
+      toggle.className = "tasklog-toggle";
+      toggle.setAttribute("aria-expanded", String(!group.folded));
+      toggle.textContent = group.folded ? "▸" : "▾";
+      message.append(toggle, span("tasklog-group-title", group.title));
+      message.append(" ", span("tasklog-group-meta", this.groupSummary(group)));
+      if (group.error) row.classList.add("tasklog-group-error");
+      return row;
+    }
+    if (line.level) message.append(span("tasklog-level tasklog-level-" + line.level.toLowerCase(), line.level), " ");
+    if (line.logger) message.append(span("tasklog-logger", line.logger), " ");
+    const [text, cut] = shortened(line.message);
+    renderAnsi(message, text);
+    if (cut) message.append(span("tasklog-cut", " … " + cut.toLocaleString("en") + " more characters (see the download)"));
+    const extra = extraText(line.extra);
+    if (extra) row.append(span("tasklog-extra", extra));
+    return row;
+  };
+
+  LiveLog.prototype.since = function (line) {
+    return isNaN(this.started) ? Date.parse(line.timestamp) : this.started;
+  };
+
+  LiveLog.prototype.groupSummary = function (group) {
+    const lines = group.end === null ? this.lastSeq - group.seq : group.lines;
+    const count = lines.toLocaleString("en") + (lines === 1 ? " line" : " lines");
+    if (group.end === null) return "(running, " + count + ")";
+    const duration = group.duration === null || group.duration === undefined ? "" : ", " + group.duration.toFixed(1) + " s";
+    return "(" + count + duration + ")";
+  };
+
+  /* Line links, jumps and folding */
+
+  LiveLog.prototype.onClick = function (event) {
+    const toggle = event.target.closest(".tasklog-toggle, .tasklog-group-title");
+    if (toggle) {
+      const seq = Number(toggle.closest(".tasklog-line").dataset.seq);
+      this.toggleGroup(seq);
       return;
     }
-    const fragment = document.createDocumentFragment();
-    for (const line of fresh) fragment.append(lineElement(line));
-    this.box.append(fragment);
-    this.lastSeq = fresh[fresh.length - 1].seq;
-    if (this.firstSeq === null) this.firstSeq = fresh[0].seq;
-    this.empty.hidden = true;
-    if (this.stick) {
-      this.trim();
+    const number = event.target.closest("a.tasklog-seq");
+    if (!number) return;
+    event.preventDefault();
+    const seq = Number(number.closest(".tasklog-line").dataset.seq);
+    const anchor = this.selection && event.shiftKey ? this.selection[0] : seq;
+    this.selection = [Math.min(anchor, seq), Math.max(anchor, seq)];
+    if (this.urlState) {
+      const [a, b] = this.selection;
+      window.history.replaceState(null, "", "#L" + a + (b !== a ? "-L" + b : ""));
+    }
+    this.render();
+  };
+
+  LiveLog.prototype.toggleGroup = function (seq) {
+    const group = this.groups.get(seq);
+    if (!group) return;
+    const anchor = this.anchor();
+    group.toggled = true;
+    group.folded = !group.folded;
+    this.hidden = null;
+    this.restore(anchor);
+  };
+
+  LiveLog.prototype.followHash = function () {
+    const link = window.location.hash.match(LINK);
+    if (link) this.goto(Number(link[1]), Number(link[2] || link[1]));
+  };
+
+  // Shows seq (a third down the box), selecting first..last or marking it the current hit.
+  LiveLog.prototype.goto = function (seq, last, isHit) {
+    if (isHit) this.hit = seq;
+    else if (last !== null) this.selection = [Math.min(seq, last), Math.max(seq, last)];
+    this.pinned = seq;
+    this.stick = false;
+    for (const group of this.groups.values()) this.refold(group);
+    if (this.filtered) {
+      this.items = [];
+      const loaded = this.loadWindow(seq, true);
+      const jump = this.jumps;
+      loaded.then(() => { if (jump === this.jumps) this.place(seq); });
+      return;
+    }
+    this.place(seq);
+  };
+
+  LiveLog.prototype.place = function (seq) {
+    const g = this.geometry();
+    if (this.filtered && this.atEnd && seq > (this.items[this.items.length - 1] || { seq: 0 }).seq) {
       this.scrollToBottom();
+      return;
     }
+    this.setTopIndex(this.indexOf(seq) - Math.floor(g.rows / 3));
+    this.jump.hidden = this.atBottom();
   };
 
-  // A reader following a long live log keeps at most MAX_DOM_LINES rows; earlier ones reload.
-  LiveLog.prototype.trim = function () {
-    const rows = this.box.querySelectorAll(".tasklog-line");
-    const excess = rows.length - MAX_DOM_LINES;
-    if (excess <= 0) return;
-    for (let i = 0; i < excess; i++) rows[i].remove();
-    this.firstSeq = Number(rows[excess].dataset.seq);
-    this.hasEarlier = true;
-    this.showEarlierButton();
-  };
-
-  LiveLog.prototype.prepend = function (lines) {
-    const older = lines.filter((line) => this.firstSeq === null || line.seq < this.firstSeq);
-    if (!older.length) return;
-    const fragment = document.createDocumentFragment();
-    for (const line of older) fragment.append(lineElement(line));
-    const fromBottom = this.box.scrollHeight - this.box.scrollTop;
-    this.box.insertBefore(fragment, this.box.querySelector(".tasklog-line"));
-    this.box.scrollTop = this.box.scrollHeight - fromBottom;
-    this.firstSeq = older[0].seq;
-    if (this.lastSeq === 0) this.lastSeq = older[older.length - 1].seq;
-  };
-
-  LiveLog.prototype.showEarlierButton = function () {
-    this.earlier.hidden = !this.hasEarlier;
-  };
-
-  LiveLog.prototype.loadEarlier = async function () {
-    this.earlier.disabled = true;
-    try {
-      const url = new URL(this.data.lines_url, window.location.href);
-      url.searchParams.set("before", this.firstSeq);
-      url.searchParams.set("limit", this.data.page_size);
-      const response = await fetch(url, { credentials: "same-origin" });
-      if (!response.ok) throw new Error(response.status + " " + response.statusText);
-      const page = await response.json();
-      this.prepend(page.lines);
-      this.hasEarlier = page.next_before !== null;
-    } catch (error) {
-      this.earlier.title = String(error);
-    } finally {
-      this.earlier.disabled = false;
-      this.showEarlierButton();
-    }
-  };
+  /* Header and live lines */
 
   LiveLog.prototype.field = function (name) {
     return this.root.querySelector('[data-field="' + name + '"]');
@@ -182,7 +864,10 @@
     if (task.progress !== null) bar.value = task.progress;
     this.field("progress").textContent = task.progress === null ? "—" : task.progress + "%";
     if (task.duration !== null) this.field("duration").textContent = task.duration.toFixed(1) + " s";
-    if (task.started) this.field("started").textContent = localMoment(task.started);
+    if (task.started) {
+      this.field("started").textContent = localMoment(task.started);
+      this.started = Date.parse(task.started);
+    }
     if (task.queued) {  // in the reader's time zone, as "started" is, not the server's
       this.field("queued").textContent = localMoment(task.queued) + " (" + (task.queue || "?") + ")";
       this.field("waiting-since").textContent = localMoment(task.queued);
@@ -194,6 +879,25 @@
     this.field("finished").hidden = !task.complete;
     this.field("final-state").textContent = task.state;
     this.root.dataset.state = task.state;
+  };
+
+  LiveLog.prototype.receive = function (line) {
+    if (line.seq <= this.lastSeq) return;
+    this.store(line, (line.seq - 1) % BLOCK === 0);
+    this.evict();
+    if (this.filtered) {
+      if (this.atEnd && this.keeps(line)) {
+        this.items.push(line);
+        this.trimWindow(this.stick ? line.seq : (this.anchor().seq || line.seq));
+      }
+    }
+    if (this.stick) this.scrollToBottomSoon();
+    else this.schedule();
+  };
+
+  LiveLog.prototype.scrollToBottomSoon = function () {
+    if (this.frame !== null) cancelAnimationFrame(this.frame);
+    this.frame = requestAnimationFrame(() => { this.frame = null; this.scrollToBottom(); });
   };
 
   LiveLog.prototype.listen = function () {
@@ -209,7 +913,7 @@
         setTimeout(() => this.listen(), RECONNECT_MS);
       }
     });
-    source.addEventListener("line", (event) => this.append([JSON.parse(event.data)]));
+    source.addEventListener("line", (event) => this.receive(JSON.parse(event.data)));
     source.addEventListener("state", (event) => this.updateTask(JSON.parse(event.data)));
     source.addEventListener("end", (event) => {
       this.ended = true;
@@ -232,6 +936,18 @@
     } catch (error) {
       window.prompt(button.textContent, link);
     }
+  });
+
+  // "/" focuses the first search box, unless the reader is typing somewhere.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+    const target = event.target;
+    if (target.closest && target.closest("input, textarea, select, [contenteditable]")) return;
+    const box = document.querySelector("[data-tasklog] .tasklog-query");
+    if (!box) return;
+    event.preventDefault();
+    box.focus();
+    box.select();
   });
 
   // Starts every component under root not started yet; returns how many it started.
