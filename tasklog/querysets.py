@@ -142,19 +142,24 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
         return self.count(), lines.count()
 
     def delete_with_lines(self, batch_size: int = 10_000) -> tuple[int, int]:
-        """Delete these logs and their lines in short transactions of at most ``batch_size`` rows.
+        """Delete these logs and their lines in short transactions of at most ``batch_size`` rows,
+        and the archived objects of those archived (``tasklog.archive``).
 
         Returns ``(logs, lines)`` deleted. Memory stays bounded: ids are fetched a batch at a time.
         """
         from .models import TaskLogLine
 
+        from .archive import delete_objects
+
         logs_deleted = lines_deleted = 0
         queryset = self.order_by("pk")
         while True:
-            batch = list(queryset.values_list("pk", "task_id")[:batch_size])
+            batch = list(queryset.values_list("pk", "task_id", "archive_name")[:batch_size])
             if not batch:
                 return logs_deleted, lines_deleted
-            task_ids = [task_id for _pk, task_id in batch]
+            # An archived log's object goes first: should that fail, its row still names it.
+            delete_objects([name for _pk, _task_id, name in batch if name])
+            task_ids = [task_id for _pk, task_id, _name in batch]
             lines_deleted += (
                 TaskLogLine.objects.using(self.db)
                 .filter(task_id__in=task_ids)
@@ -163,13 +168,22 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
             with transaction.atomic(using=self.db):
                 logs_deleted += (
                     self.model.objects.using(self.db)
-                    .filter(pk__in=[pk for pk, _task_id in batch])
+                    .filter(pk__in=[pk for pk, _task_id, _name in batch])
                     .delete()[0]
                 )
 
 
 class TaskLogLineQuerySet(LogDatabaseQuerySet):
     def for_task(self, task_id: str):
+        """The lines of ``task_id``: from the database, or from its archive once archived
+        (``tasklog.archive.ArchivedLines``, with the same reading methods)."""
+        from .archive import ArchivedLines
+        from .models import TaskLog
+
+        logs = TaskLog.objects.using(self.db).filter(task_id=task_id)
+        archive_name = logs.values_list("archive_name", flat=True).first()
+        if archive_name:
+            return ArchivedLines(task_id, archive_name, self.db)
         return self.filter(task_id=task_id)
 
     def after(self, seq: int):
@@ -265,6 +279,20 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
         while page := self.after(after).head(page_size):
             yield page
             after = page[-1].seq
+
+    def seq_from_end(self, count: int) -> int | None:
+        """The seq of the ``count``-th line from the end (1: the last), None when fewer."""
+        seqs = self.order_by("-seq").values_list("seq", flat=True)[count - 1 : count]
+        return seqs[0] if seqs else None
+
+    def section_rows(self) -> Iterator[tuple[int, str, str, datetime]]:
+        """``(seq, stream, message, timestamp)`` of the lines that open or close a section."""
+        return (
+            self.sections()
+            .order_by("seq")
+            .values_list("seq", "stream", "message", "timestamp")
+            .iterator(chunk_size=2000)
+        )
 
     def tail(self, count: int) -> list:
         """The last ``count`` lines in ascending order, read backwards through the index."""

@@ -28,6 +28,7 @@ from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 
 from . import sections
+from .archive import ArchiveError
 from .models import TaskLog, TaskLogLine
 from .pooled import in_pool
 from .results import result_for
@@ -120,6 +121,9 @@ async def follow_task(
             snapshot = await read(task_id, after)
         except DatabaseError:
             yield DATABASE_UNAVAILABLE
+            return
+        except ArchiveError as error:
+            yield format_event("archive_error", {"error": str(error)})
             return
         events = events_for(snapshot, status)
         if events:
