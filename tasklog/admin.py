@@ -189,7 +189,16 @@ class TaskLogAdmin(ReadOnlyLogAdmin):
         ),
         (
             _("Lines"),
-            {"fields": ("lines", "dropped", "truncated", "search_lines", "archived", "archive_name")},
+            {
+                "fields": (
+                    "lines",
+                    "dropped",
+                    "truncated",
+                    "search_lines",
+                    "archived",
+                    "archive_name",
+                )
+            },
         ),
         (
             _("Launched by"),

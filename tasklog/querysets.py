@@ -147,9 +147,8 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
 
         Returns ``(logs, lines)`` deleted. Memory stays bounded: ids are fetched a batch at a time.
         """
-        from .models import TaskLogLine
-
         from .archive import delete_objects
+        from .models import TaskLogLine
 
         logs_deleted = lines_deleted = 0
         queryset = self.order_by("pk")

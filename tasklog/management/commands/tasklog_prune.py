@@ -15,8 +15,9 @@ from tasklog.pruning import close_dead_runs, close_never_started
 class Command(BaseCommand):
     help = (
         "Close the runs of workers silent for CELERY_TASKLOG_STALE_AFTER seconds (they died), "
-        "archive finished logs (CELERY_TASKLOG_ARCHIVE), then delete task logs in which nothing was written for --days days "
-        "(default CELERY_TASKLOG_RETENTION_DAYS), or the logs of --task-id."
+        "archive finished logs (CELERY_TASKLOG_ARCHIVE), then delete task logs in which nothing "
+        "was written for --days days (default CELERY_TASKLOG_RETENTION_DAYS), "
+        "or the logs of --task-id."
     )
 
     def add_arguments(self, parser):
