@@ -262,8 +262,9 @@ def archive_log(pk: int, storage, using: str, *, batch_size: int = 10_000) -> in
             log.save(update_fields=["archive_name"])
     rows = TaskLogLine.objects.using(using).filter(task_id=log.task_id)
     deleted = rows.delete_in_batches(batch_size)
-    logs.update(archived=timezone.now())
-    return deleted
+    # A concurrent run may be finishing the same log (resuming): one of them marks it.
+    marked = logs.update(archived=timezone.now())
+    return deleted if marked else None
 
 
 def delete_objects(names: list[str]) -> None:
