@@ -670,3 +670,33 @@ def test_the_setting_comes_from_the_environment_as_json(monkeypatch):
         from tasklog.conf import settings
 
         assert (settings.ARCHIVE.storage, settings.ARCHIVE.after_days) == (ALIAS, 3)
+
+
+@pytest.mark.django_db
+def test_tasklog_archive_moves_at_most_limit_logs(archive_on):
+    finished_log("first")
+    finished_log("second")
+    out = StringIO()
+    call_command("tasklog_archive", "--dry-run", stdout=out)
+    assert out.getvalue() == f"Would archive 2 task logs and {2 * len(ROWS)} lines.\n"
+    call_command("tasklog_archive", "--limit", "1", stdout=out)
+    assert f"Archived 1 task log and {len(ROWS)} lines." in out.getvalue()
+    assert TaskLog.objects.filter(archived__isnull=True).count() == 1
+    call_command("tasklog_archive", stdout=StringIO())
+    assert TaskLogLine.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_tasklog_archive_without_the_setting_says_so():
+    with pytest.raises(CommandError, match="CELERY_TASKLOG_ARCHIVE is not set"):
+        call_command("tasklog_archive", stdout=StringIO())
+
+
+@pytest.mark.abuse
+@pytest.mark.django_db
+@pytest.mark.parametrize("limit", ["0", "-1", "nan", "inf", "1" * 400, "½", "\u0661", ""])
+def test_tasklog_archive_refuses_a_bad_limit(archive_on, limit):
+    finished_log()
+    with pytest.raises(CommandError, match="limit"):
+        call_command("tasklog_archive", "--limit", limit, stdout=StringIO())
+    assert TaskLogLine.objects.count() == len(ROWS)

@@ -59,20 +59,8 @@ class Command(BaseCommand):
         self.report_closed(closed, f"task{pluralize(closed)} that never started ({why})", dry_run)
 
     def archive(self, database: str, dry_run: bool, batch_size: int) -> None:
-        """Archive the finished logs due (CELERY_TASKLOG_ARCHIVE); a storage that fails stops
-        the command before anything else is deleted."""
-        archive = settings.ARCHIVE
-        if archive is None:
-            return
-        if dry_run:
-            due = archive_module.due(archive.after_days, database).count_with_lines()
-            self.stdout.write("Would archive " + self.counts(*due) + ".")
-            return
-        run = archive_module.archive_due(database, batch_size=batch_size)
-        if run.logs:
-            self.stdout.write(f"Archived {self.counts(run.logs, run.lines)}.")
-        if run.error:
-            raise CommandError(f"Archive failed, nothing of that log deleted: {run.error}")
+        if settings.ARCHIVE is not None:
+            archive_due_logs(self, database, dry_run, batch_size)
 
     def report_closed(self, closed: int, what: str, dry_run: bool) -> None:
         """One line per kind of run the sweep closed; nothing when there was none."""
@@ -80,4 +68,25 @@ class Command(BaseCommand):
             self.stdout.write(f"{'Would close' if dry_run else 'Closed'} {closed} {what}.")
 
     def counts(self, logs: int, lines: int) -> str:
-        return f"{logs} task log{pluralize(logs)} and {lines} line{pluralize(lines)}"
+        return logs_and_lines(logs, lines)
+
+
+def logs_and_lines(logs: int, lines: int) -> str:
+    return f"{logs} task log{pluralize(logs)} and {lines} line{pluralize(lines)}"
+
+
+def archive_due_logs(
+    command: BaseCommand, database: str, dry_run: bool, batch_size: int, limit: int | None = None
+) -> None:
+    """Archive the finished logs due (CELERY_TASKLOG_ARCHIVE), for ``tasklog_prune`` and
+    ``tasklog_archive``; a storage that fails stops the command before anything else is
+    deleted."""
+    if dry_run:
+        due = archive_module.due(settings.ARCHIVE.after_days, database).count_with_lines()
+        command.stdout.write(f"Would archive {logs_and_lines(*due)}.")
+        return
+    run = archive_module.archive_due(database, batch_size=batch_size, limit=limit)
+    if run.logs:
+        command.stdout.write(f"Archived {logs_and_lines(run.logs, run.lines)}.")
+    if run.error:
+        raise CommandError(f"Archive failed, nothing of that log deleted: {run.error}")
