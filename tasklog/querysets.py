@@ -21,6 +21,10 @@ SECTION_LINES = (
 """The lines that may open or close a section; the condition of a partial index."""
 
 
+LOOK_UP = object()
+"""``for_task``'s default: the caller has not read the task's log row."""
+
+
 class LogDatabaseQuerySet(models.QuerySet):
     """Reads and writes go to the configured log database unless ``using()`` says otherwise."""
 
@@ -173,14 +177,20 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
 
 
 class TaskLogLineQuerySet(LogDatabaseQuerySet):
-    def for_task(self, task_id: str):
+    def for_task(self, task_id: str, *, log: Any = LOOK_UP):
         """The lines of ``task_id``: from the database, or from its archive once archived
-        (``tasklog.archive.ArchivedLines``, with the same reading methods)."""
+        (``tasklog.archive.ArchivedLines``, with the same reading methods).
+
+        ``log``: the task's ``TaskLog`` (or None) when the caller has it, saving a query.
+        """
         from .archive import ArchivedLines
         from .models import TaskLog
 
-        logs = TaskLog.objects.using(self.db).filter(task_id=task_id)
-        archive_name = logs.values_list("archive_name", flat=True).first()
+        if log is LOOK_UP:
+            logs = TaskLog.objects.using(self.db).filter(task_id=task_id)
+            archive_name = logs.values_list("archive_name", flat=True).first()
+        else:
+            archive_name = log.archive_name if log is not None else ""
         if archive_name:
             return ArchivedLines(task_id, archive_name, self.db)
         return self.filter(task_id=task_id)

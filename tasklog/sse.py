@@ -59,8 +59,9 @@ def read_snapshot(task_id: str, after: int) -> Snapshot:
     ``complete`` means no line will be stored any more, so lines read after it are the whole
     rest of the log.
     """
-    task = task_as_dict(TaskLog.objects.find(task_id), result_for(task_id))
-    log_lines = TaskLogLine.objects.for_task(task_id)
+    log = TaskLog.objects.find(task_id)
+    task = task_as_dict(log, result_for(task_id))
+    log_lines = TaskLogLine.objects.for_task(task_id, log=log)
     places, _open_groups = sections.placed(next(log_lines.pages(after, BATCH_SIZE), []), log_lines)
     return Snapshot(task=task, lines=[line_as_dict(line, place) for line, place in places])
 

@@ -341,7 +341,7 @@ def task_log_lines(request, task_id: str):
     except BadParameter as error:
         return bad_request(error)
     log, result = task_or_404(task_id)
-    lines = TaskLogLine.objects.for_task(task_id)
+    lines = TaskLogLine.objects.for_task(task_id, log=log)
     try:
         with search.time_limit(lines.db):
             body = lines_body(lines, chosen, after, before, around, context, limit)
