@@ -101,18 +101,26 @@ def header_line(log) -> bytes:
     return _encoded({"tasklog_archive": FORMAT, "task": task})
 
 
-def line_record(line) -> bytes:
-    return _encoded(
-        {
-            "seq": line.seq,
-            "timestamp": _iso(line.timestamp),
-            "stream": line.stream,
-            "level": line.level,
-            "logger": line.logger,
-            "message": line.message,
-            "extra": line.extra,
-        }
-    )
+RECORD_FIELDS = ("seq", "timestamp", "stream", "level", "logger", "message", "extra")
+
+
+def line_record(row: tuple) -> bytes:
+    """One row, as ``RECORD_FIELDS`` values, as its line of the object."""
+    record = dict(zip(RECORD_FIELDS, row, strict=True))
+    record["timestamp"] = _iso(record["timestamp"])
+    return _encoded(record)
+
+
+def row_pages(task_id: str, using: str) -> Iterator[list[tuple]]:
+    """The log's rows as ``RECORD_FIELDS`` tuples, a keyset page at a time: no model instance
+    is built, and memory holds one page."""
+    from .models import TaskLogLine
+
+    rows = TaskLogLine.objects.using(using).filter(task_id=task_id).order_by("seq")
+    after = 0
+    while page := list(rows.filter(seq__gt=after).values_list(*RECORD_FIELDS)[:READ_PAGE]):
+        yield page
+        after = page[-1][0]
 
 
 @dataclass
@@ -136,17 +144,14 @@ def write_object(storage, log, using: str) -> str:
     The lines are streamed a page at a time into the gzip stream, which spills to a temporary
     file beyond ``SPOOL_BYTES``: memory stays bounded for a log of any size.
     """
-    from .models import TaskLogLine
-
     name = object_name(log.task_id)
     written = Digest()
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
-        with gzip.GzipFile(fileobj=spool, mode="wb", mtime=0) as compressed:
+        with gzip.GzipFile(fileobj=spool, mode="wb", mtime=0, compresslevel=6) as compressed:
             compressed.write(header_line(log))
-            rows = TaskLogLine.objects.using(using).filter(task_id=log.task_id)
-            for page in rows.pages(page_size=READ_PAGE):
-                for line in page:
-                    record = line_record(line)
+            for page in row_pages(log.task_id, using):
+                for row in page:
+                    record = line_record(row)
                     compressed.write(record)
                     written.add(record)
         spool.seek(0)

@@ -447,11 +447,11 @@ def test_killed_while_writing_rows_records_and_deletes_nothing(archive_on, monke
     written = []
     original_record = archive.line_record
 
-    def killed_at_the_fifth(line):
-        written.append(line.seq)
+    def killed_at_the_fifth(row):
+        written.append(row[0])
         if len(written) == 5:
             raise Injected
-        return original_record(line)
+        return original_record(row)
 
     monkeypatch.setattr(archive, "line_record", killed_at_the_fifth)
     with pytest.raises(Injected):
