@@ -25,8 +25,10 @@ from django.core.management import CommandError, call_command
 from django.test.utils import override_settings
 from django.urls import reverse
 from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tasklog import archive
+from tasklog import archive, conf
 from tasklog.checks import check_archive, check_settings
 from tasklog.models import Stream, TaskLog, TaskLogLine
 from tasklog.querysets import TaskLogLineQuerySet
@@ -667,9 +669,8 @@ def test_the_setting_comes_from_the_environment_as_json(monkeypatch):
     storages_setting = {**django_settings.STORAGES, ALIAS: FILES}
     monkeypatch.setenv("CELERY_TASKLOG_ARCHIVE", json.dumps({"storage": ALIAS, "after_days": 3}))
     with override_settings(STORAGES=storages_setting):
-        from tasklog.conf import settings
-
-        assert (settings.ARCHIVE.storage, settings.ARCHIVE.after_days) == (ALIAS, 3)
+        archive_setting = conf.settings.ARCHIVE
+        assert (archive_setting.storage, archive_setting.after_days) == (ALIAS, 3)
 
 
 @pytest.mark.django_db
@@ -700,3 +701,27 @@ def test_tasklog_archive_refuses_a_bad_limit(archive_on, limit):
     with pytest.raises(CommandError, match="limit"):
         call_command("tasklog_archive", "--limit", limit, stdout=StringIO())
     assert TaskLogLine.objects.count() == len(ROWS)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner),
+    max_leaves=8,
+)
+
+
+@pytest.mark.abuse
+@settings(max_examples=200, deadline=None)
+@given(
+    st.fixed_dictionaries({"storage": JSON_VALUES, "after_days": JSON_VALUES})
+    | JSON_VALUES
+    | st.text(max_size=200)
+)
+def test_any_archive_value_parses_or_is_refused_with_an_e040_e042_error(value):
+    try:
+        parsed = conf.archive_or_off(value)
+    except conf.SettingError as error:
+        assert error.check_id in {"tasklog.E040", "tasklog.E041", "tasklog.E042"}
+        assert len(str(error)) < 300
+        return
+    assert parsed is None or (parsed.storage in django_settings.STORAGES and parsed.after_days >= 1)
