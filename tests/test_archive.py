@@ -78,10 +78,10 @@ def s3_options(endpoint: str, bucket: str) -> dict:
     }
 
 
-def make_bucket(endpoint: str) -> str:
+def make_bucket(endpoint: str, bucket: str | None = None) -> str:
     import boto3
 
-    bucket = f"tasklog-{uuid.uuid4().hex[:12]}"
+    bucket = bucket or f"tasklog-{uuid.uuid4().hex[:12]}"
     client = boto3.client(
         "s3",
         endpoint_url=endpoint,
@@ -344,23 +344,11 @@ def test_s3_server_down_deletes_nothing_and_the_next_run_retries(own_moto):
     stop()
     failing_write_keeps_everything(s3_options(endpoint, bucket))
     restart()  # moto keeps nothing in memory across a restart: the bucket is made again
-    make_bucket_named(endpoint, bucket)
+    make_bucket(endpoint, bucket)
     with archiving(s3_options(endpoint, bucket)):
         assert archive.archive_due().logs == 1
         assert TaskLogLine.objects.count() == 0
         assert len(TaskLogLine.objects.for_task("archived-1").head(100)) == len(ROWS)
-
-
-def make_bucket_named(endpoint: str, bucket: str) -> None:
-    import boto3
-
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    ).create_bucket(Bucket=bucket)
 
 
 @pytest.mark.django_db
