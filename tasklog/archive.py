@@ -45,7 +45,7 @@ FORMAT = 1
 PREFIX = "tasklog"
 SPOOL_BYTES = 8 * 1024 * 1024
 """The compressed object is kept in memory up to this size, then in a temporary file."""
-READ_PAGE = 2000
+READ_PAGE = 10_000
 HEADER_FIELDS = (
     "task_id",
     "task_name",
@@ -266,7 +266,7 @@ def archive_log(pk: int, storage, using: str, *, batch_size: int = 10_000) -> in
             log.archive_name = write_object(storage, log, using)
             log.save(update_fields=["archive_name"])
     rows = TaskLogLine.objects.using(using).filter(task_id=log.task_id)
-    deleted = rows.delete_in_batches(batch_size)
+    deleted = rows.delete_in_seq_ranges(batch_size)
     # A concurrent run may be finishing the same log (resuming): one of them marks it.
     marked = logs.update(archived=timezone.now())
     return deleted if marked else None

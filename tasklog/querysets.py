@@ -307,6 +307,17 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
         """The last ``count`` lines in ascending order, read backwards through the index."""
         return list(reversed(self.order_by("-seq")[:count]))
 
+    def delete_in_seq_ranges(self, batch_size: int = 10_000) -> int:
+        """Delete these lines (one task's) by ranges of ``batch_size`` seqs, each range one
+        short statement through the (task_id, seq) index: no ids are fetched first."""
+        last = self.seq_from_end(1) or 0
+        deleted = 0
+        for start in range(0, last, batch_size):
+            lines = self.order_by().filter(seq__gt=start, seq__lte=start + batch_size)
+            with transaction.atomic(using=self.db):
+                deleted += lines.delete()[0]
+        return deleted
+
     def delete_in_batches(self, batch_size: int = 10_000) -> int:
         """Delete these lines ``batch_size`` at a time, each batch in its own transaction."""
         deleted = 0
