@@ -7,7 +7,9 @@ django-storages.
     python -m benchmarks.scale_archive [--quick]
 
 One log of ``lines`` lines per storage, filled with ``INSERT ... SELECT generate_series`` and
-vacuumed, so the table's size is what it would be on a quiet server.
+vacuumed, so the table's size is what it would be on a quiet server. Last, the time to read the
+last 1,000 lines back from the archive (what the task page shows first): the whole object is
+streamed.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def measure(size: str):
     from django.test.utils import override_settings
 
     from tasklog import archive
+    from tasklog.models import TaskLogLine
 
     lines = SIZES[size]
     rows, figures = [], {"size": size, "lines": lines}
@@ -113,6 +116,10 @@ def measure(size: str):
                 seconds = time.perf_counter() - start
                 assert (run.logs, run.lines, run.error) == (1, lines, ""), run
                 object_bytes = storages[ALIAS].size(archive.object_name(task_id))
+                start = time.perf_counter()
+                tail = TaskLogLine.objects.for_task(task_id).tail(1000)
+                tail_seconds = time.perf_counter() - start
+                assert tail[-1].seq == lines, tail[-1]
             per_million = 1_000_000 / lines
             key = name.split()[0]
             figures |= {
@@ -120,6 +127,7 @@ def measure(size: str):
                 f"{key}_archive_bytes_per_million_lines": round(object_bytes * per_million),
                 f"{key}_archive_lines_per_second": round(lines / seconds),
                 f"{key}_db_to_archive_ratio": round(table_bytes / object_bytes, 1),
+                f"{key}_archived_tail_seconds": round(tail_seconds, 2),
             }
             rows.append(
                 [
@@ -128,13 +136,15 @@ def measure(size: str):
                     round(object_bytes * per_million),
                     round(table_bytes / object_bytes, 1),
                     round(lines / seconds),
+                    round(tail_seconds, 2),
                 ]
             )
     return rows, figures
 
 
 def main(argv: list[str] | None = None) -> int:
-    headers = ["storage", "DB bytes / 1M lines", "archive bytes / 1M lines", "ratio", "lines/s"]
+    headers = ["storage", "DB bytes / 1M lines", "archive bytes / 1M", "ratio", "lines/s"]
+    headers += ["last 1,000 lines read back, s"]
     common.run("scale_archive", __doc__, measure, headers, argv)
     return 0
 

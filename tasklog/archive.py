@@ -25,7 +25,7 @@ import re
 import tempfile
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -316,10 +316,12 @@ class ArchivedLines:
         conditions = self.conditions + ((condition,) if condition is not None else ())
         return ArchivedLines(self.task_id, self.name, self.db, conditions, marker or self.marker)
 
-    def _lines(self) -> Iterator[object]:
+    def _lines(self, records: Iterable[bytes] | None = None) -> Iterator[object]:
         from .models import TaskLogLine
 
-        for record in object_records(archive_storage(), self.name):
+        if records is None:
+            records = object_records(archive_storage(), self.name)
+        for record in records:
             data = json.loads(record)
             line = TaskLogLine(
                 task_id=self.task_id,
@@ -395,7 +397,12 @@ class ArchivedLines:
         return lines
 
     def tail(self, count: int) -> list:
-        return list(deque(self._lines(), maxlen=count)) if count > 0 else []
+        if count <= 0:
+            return []
+        if not self.conditions:  # the page's first read: only the last records are parsed
+            last = deque(object_records(archive_storage(), self.name), maxlen=count)
+            return list(self._lines(last))
+        return list(deque(self._lines(), maxlen=count))
 
     def pages(self, after: int = 0, page_size: int = 1000) -> Iterator[list]:
         page = []
