@@ -713,3 +713,53 @@ def test_any_archive_value_parses_or_is_refused_with_an_e040_e042_error(value):
         assert len(str(error)) < 300
         return
     assert parsed is None or (parsed.storage in django_settings.STORAGES and parsed.after_days >= 1)
+
+
+def random_queries(count: int, last_seq: int) -> list[dict]:
+    """Lines-endpoint queries over every key, hostile values included (seeded: reproducible)."""
+    import random
+
+    chooser = random.Random(15)
+    seqs = [0, 1, last_seq - 1, last_seq, last_seq + 1, 10**9, *range(0, last_seq, 7)]
+    queries = []
+    for _ in range(count):
+        query = {}
+        if chooser.random() < 0.5:
+            query["after"] = str(chooser.choice(seqs))
+        if chooser.random() < 0.3:
+            query["before"] = str(chooser.choice(seqs))
+        elif chooser.random() < 0.2:
+            query["around"] = str(chooser.choice(seqs))
+            query["context"] = str(chooser.choice([0, 1, 5, 50]))
+        query["limit"] = str(chooser.choice([1, 2, 7, 1000]))
+        if chooser.random() < 0.5:
+            query["q"] = chooser.choice(["line", "LINE 1", "ünï", "%", "_", "::group::", "1$"])
+            query["regex"] = chooser.choice(["0", "1"])
+        if chooser.random() < 0.3:
+            query["stream"] = chooser.choice(["stdout", "stderr", "log", "marker"])
+        if chooser.random() < 0.2:
+            query["level"] = chooser.choice(["warning", "error"])
+        queries.append(query)
+    return queries
+
+
+@pytest.mark.abuse
+@pytest.mark.django_db
+def test_the_lines_endpoint_answers_the_same_from_the_archive_for_any_query(archive_on, reader):
+    rows = [*ROWS * 6, *[(Stream.STDOUT, f"line {n} ünï") for n in range(40)]]
+    log = finished_log(rows=rows)
+    url = reverse("tasklog:task_log_lines", args=[log.task_id])
+    queries = random_queries(80, len(rows))
+
+    def answers() -> list:
+        bodies = []
+        for query in queries:
+            response = reader.get(url, query)
+            body = response.json()
+            body.pop("task", None)
+            bodies.append((response.status_code, body))
+        return bodies
+
+    before = answers()
+    assert archive.archive_due().logs == 1
+    assert answers() == before
