@@ -275,7 +275,11 @@ class TaskLogAdmin(ReadOnlyLogAdmin):
     def delete_logs(self, request, queryset):
         """Ask for confirmation, then delete the logs and their lines in batches."""
         if request.POST.get("post") == "yes":
-            logs, lines = queryset.delete_with_lines()
+            try:
+                logs, lines = queryset.delete_with_lines()
+            except ArchiveError as error:  # the archived ones stay, named, for another try
+                self.message_user(request, str(error), messages.ERROR)
+                return None
             self.message_user(
                 request,
                 ngettext(

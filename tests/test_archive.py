@@ -763,3 +763,18 @@ def test_the_lines_endpoint_answers_the_same_from_the_archive_for_any_query(arch
     before = answers()
     assert archive.archive_due().logs == 1
     assert answers() == before
+
+
+@pytest.mark.django_db
+def test_the_admin_says_when_an_archive_cannot_be_deleted_and_keeps_the_log(admin_client, own_moto):
+    endpoint, stop, _restart = own_moto
+    with archiving(s3_options(endpoint, make_bucket(endpoint))):
+        log = finished_log()
+        archive.archive_due()
+        stop()  # the storage is down
+        selection = {"action": "delete_logs", "_selected_action": [log.pk], "post": "yes"}
+        changelist = reverse("admin:tasklog_tasklog_changelist")
+        done = admin_client.post(changelist, selection, follow=True)
+    assert done.status_code == 200
+    assert '<li class="error">Cannot delete the archive tasklog/' in done.content.decode()
+    assert TaskLog.objects.filter(pk=log.pk).exists()
