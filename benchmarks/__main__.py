@@ -22,10 +22,20 @@ BENCHMARKS = (
     "concurrency",
     "ingest",
     "publish",
+    "scale_archive",
 )
 # COPY, generate_series, PostgreSQL's own database creation: these run on PostgreSQL only.
 POSTGRESQL_ONLY = frozenset(
-    ("throughput", "latency", "biglogs", "search", "browser", "concurrency", "publish")
+    (
+        "throughput",
+        "latency",
+        "biglogs",
+        "search",
+        "browser",
+        "concurrency",
+        "publish",
+        "scale_archive",
+    )
 )
 
 

@@ -14,7 +14,8 @@ tests, nodejs for the JS unit tests) are installed with apt-get when running as 
 servers listen on free loopback ports, keep their data in one temporary directory and exist for
 this run only; the command sees them as ``DATABASE_URL``, ``CELERY_BROKER_URL`` (Redis) and
 ``AMQP_BROKER_URL`` (RabbitMQ, which takes about 6 s to start: ``--without-rabbitmq`` skips it
-for runs that do not need it).
+for runs that do not need it). moto's S3-compatible server (``moto_server``, from the dev extra,
+found beside the command's Python) runs as ``S3_ENDPOINT_URL``.
 Whatever happens (failure, Ctrl-C, SIGTERM) the servers are stopped and the directory removed,
 and the exit status is the command's.
 
@@ -188,6 +189,40 @@ def start_redis(workdir: Path, pidfile: Path, port: int) -> None:
     except RuntimeError:
         stop_pidfile(pidfile)
         raise
+
+
+def moto_server_command(command: list[str]) -> Path | None:
+    """moto's S3-compatible server: beside the command's Python (its virtualenv), else on PATH."""
+    beside = Path(command[0]).parent / "moto_server" if command else None
+    if beside is not None and beside.exists():
+        return beside
+    found = shutil.which("moto_server")
+    return Path(found) if found else None
+
+
+@contextlib.contextmanager
+def moto_server(executable: Path) -> Iterator[str]:
+    """moto in server mode, an S3-compatible HTTP server kept in memory; yields its URL."""
+    server: dict[str, subprocess.Popen] = {}
+
+    def start(port: int) -> None:
+        process = subprocess.Popen(
+            [str(executable), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(port, "moto", process)
+        except RuntimeError:
+            stop_process(process, STOP_TIMEOUT)
+            raise
+        server["process"] = process
+
+    port = on_a_free_port("moto", start)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(server["process"], STOP_TIMEOUT)
 
 
 @contextlib.contextmanager
@@ -407,7 +442,9 @@ def main(argv: list[str] | None = None) -> int:
                 env["CELERY_BROKER_URL"] = services.enter_context(redis_server(workdir))
             if RABBITMQ_SERVER.exists() and not args.without_rabbitmq:
                 env["AMQP_BROKER_URL"] = services.enter_context(rabbitmq_server(workdir))
-            for name in ("DATABASE_URL", "CELERY_BROKER_URL", "AMQP_BROKER_URL"):
+            if moto := moto_server_command(args.command):
+                env["S3_ENDPOINT_URL"] = services.enter_context(moto_server(moto))
+            for name in ("DATABASE_URL", "CELERY_BROKER_URL", "AMQP_BROKER_URL", "S3_ENDPOINT_URL"):
                 say(f"{name}={env.get(name, '(unset)')}")
             return run(args.command, env)
     finally:

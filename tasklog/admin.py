@@ -32,6 +32,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .access import PERMISSION as READ_LINES_PERMISSION
+from .archive import ArchiveError
 from .models import AccessToken, TaskLog, TaskLogLine
 from .paginators import EstimatedCountPaginator
 from .results import INTERRUPTED, QUEUED, effective_state, results_by_task_id
@@ -186,7 +187,19 @@ class TaskLogAdmin(ReadOnlyLogAdmin):
                 )
             },
         ),
-        (_("Lines"), {"fields": ("lines", "dropped", "truncated", "search_lines")}),
+        (
+            _("Lines"),
+            {
+                "fields": (
+                    "lines",
+                    "dropped",
+                    "truncated",
+                    "search_lines",
+                    "archived",
+                    "archive_name",
+                )
+            },
+        ),
         (
             _("Launched by"),
             {"fields": ("launched_by", "launched_by_user_id", "launched_from")},
@@ -249,7 +262,10 @@ class TaskLogAdmin(ReadOnlyLogAdmin):
 
     @admin.display(description=_("last lines"))
     def last_lines(self, log):
-        lines = TaskLogLine.objects.for_task(log.task_id).tail(self.last_lines_count)
+        try:
+            lines = TaskLogLine.objects.for_task(log.task_id).tail(self.last_lines_count)
+        except ArchiveError as error:
+            return _("The archive of this log cannot be read: %s") % error
         return render_to_string("admin/tasklog/tasklog/last_lines.html", {"lines": lines})
 
     def delete_model(self, request, obj):
@@ -259,7 +275,11 @@ class TaskLogAdmin(ReadOnlyLogAdmin):
     def delete_logs(self, request, queryset):
         """Ask for confirmation, then delete the logs and their lines in batches."""
         if request.POST.get("post") == "yes":
-            logs, lines = queryset.delete_with_lines()
+            try:
+                logs, lines = queryset.delete_with_lines()
+            except ArchiveError as error:  # the archived ones stay, named, for another try
+                self.message_user(request, str(error), messages.ERROR)
+                return None
             self.message_user(
                 request,
                 ngettext(

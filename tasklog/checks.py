@@ -2,13 +2,16 @@
 
 Ids: E001 not a boolean, E002 not a number, E003 out of range, E004 unknown database alias,
 E005 bad crontab, E006 descriptor capture with a pool that runs tasks side by side in one process,
-E020 access policy not importable, E021 access policy not callable, E022 bad share link maximum age.
+E020 access policy not importable, E021 access policy not callable, E022 bad share link maximum age,
+E040 archive setting not a {"storage", "after_days"} dictionary, E041 unknown storage alias,
+E042 bad archive age, E043 archive age not below the retention, E044 archive storage not loadable.
 """
 
 from __future__ import annotations
 
 from django.conf import settings as django_settings
 from django.core.checks import Error, Tags
+from django.core.files.storage import storages
 
 from .conf import OPTIONS, PREFIX, SettingError, settings
 from .pools import DEFAULT_POOL, configured_pool_name, tasks_share_a_process
@@ -32,6 +35,40 @@ def check_settings(app_configs=None, **kwargs) -> list[Error]:
     return errors
 
 
+def check_archive(app_configs=None, **kwargs) -> list[Error]:
+    """E043 and E044: an archive setting that parses but cannot work with the rest."""
+    try:
+        archive = settings.parsed("ARCHIVE")
+    except SettingError:
+        return []  # reported by check_settings
+    if archive is None:
+        return []
+    errors = []
+    retention = settings.RETENTION_DAYS
+    if retention and archive.after_days >= retention:
+        errors.append(
+            Error(
+                f'{PREFIX}ARCHIVE["after_days"] ({archive.after_days}) must be below '
+                f"{PREFIX}RETENTION_DAYS ({retention}): logs would be deleted before they "
+                "are archived.",
+                hint="Archive earlier, or keep logs longer.",
+                id="tasklog.E043",
+            )
+        )
+    try:
+        storages[archive.storage]
+    except Exception as error:  # whatever the backend raises while it loads
+        errors.append(
+            Error(
+                f"The archive storage STORAGES[{archive.storage!r}] cannot be loaded: {error}",
+                hint="Install its backend (pip install 'celery-tasklog[archive]' for S3) "
+                "and check its OPTIONS.",
+                id="tasklog.E044",
+            )
+        )
+    return errors
+
+
 def check_fd_capture_pool(app_configs=None, **kwargs) -> list[Error]:
     """E006 for the pool the settings choose (``CELERY_WORKER_POOL``); a worker started with
     ``--pool`` is checked by ``worker_errors`` when it starts."""
@@ -40,7 +77,7 @@ def check_fd_capture_pool(app_configs=None, **kwargs) -> list[Error]:
 
 def worker_errors(pool) -> list[Error]:
     """Every check a starting worker must pass, with the pool it really runs."""
-    return [*check_settings(), *fd_capture_pool_errors(pool)]
+    return [*check_settings(), *check_archive(), *fd_capture_pool_errors(pool)]
 
 
 def fd_capture_pool_errors(pool) -> list[Error]:
@@ -64,3 +101,4 @@ def register_checks() -> None:
 
     register(Tags.compatibility)(check_settings)
     register(Tags.compatibility)(check_fd_capture_pool)
+    register(Tags.compatibility)(check_archive)

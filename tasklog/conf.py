@@ -8,6 +8,7 @@ never raises inside a running task.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -183,6 +184,50 @@ MAX_SHARE_AGE = 365 * 24 * 3600
 
 
 @dataclass(frozen=True)
+class ArchiveSetting:
+    """Where finished logs go (a ``STORAGES`` alias) and how many days after they finished."""
+
+    storage: str
+    after_days: int
+
+
+ARCHIVE_KEYS = {"storage", "after_days"}
+
+
+def archive_or_off(value: Any) -> ArchiveSetting | None:
+    """``{"storage": "<STORAGES alias>", "after_days": N}``, or None (the default: off).
+
+    From the environment, the same dictionary as JSON. Whether the alias names a storage that
+    loads, and how ``after_days`` compares with the retention, is checked in ``checks.py``.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, dict) or set(value) != ARCHIVE_KEYS:
+        raise SettingError(
+            'must be None or {"storage": "<STORAGES alias>", "after_days": N} with exactly '
+            f"these two keys, got {shown(value)}",
+            "tasklog.E040",
+        )
+    storage = value["storage"]
+    if not isinstance(storage, str) or storage not in django_settings.STORAGES:
+        known = ", ".join(sorted(django_settings.STORAGES))
+        raise SettingError(
+            f'["storage"] must name a storage in STORAGES ({known}), got {shown(storage)}',
+            "tasklog.E041",
+        )
+    try:
+        after_days = positive_int(value["after_days"], MAX_DAYS)
+    except SettingError as error:
+        raise SettingError(f'["after_days"] {error}', "tasklog.E042") from None
+    return ArchiveSetting(storage, after_days)
+
+
+@dataclass(frozen=True)
 class Option:
     default: Any
     parse: Callable[[Any], Any]
@@ -214,6 +259,11 @@ OPTIONS: dict[str, Option] = {
     ),
     "SHARE_MAX_AGE": Option(
         7 * 24 * 3600, share_max_age, "Longest life of a share link, in seconds (7 days)."
+    ),
+    "ARCHIVE": Option(
+        None,
+        archive_or_off,
+        'Move finished logs to object storage: {"storage": "<STORAGES alias>", "after_days": N}.',
     ),
 }
 

@@ -31,7 +31,7 @@ def component_context(
     """
     task = task_as_dict(log, result)
     task["task_id"] = task_id
-    lines = TaskLogLine.objects.for_task(task_id).tail(PAGE_SIZE)
+    lines = TaskLogLine.objects.for_task(task_id, log=log).tail(PAGE_SIZE)
     line_dicts = [line_as_dict(line) for line in lines]
     rendered = [
         line | {"clock": clock_time(line), "text": without_escapes(line["message"])}

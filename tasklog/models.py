@@ -105,6 +105,25 @@ class TaskLog(models.Model):
         help_text=_("Part of the key of this task's share links: changing it revokes them all."),
     )
 
+    archive_name = models.CharField(
+        _("archive"),
+        max_length=255,
+        blank=True,
+        editable=False,
+        db_default="",
+        help_text=_(
+            "Name of the verified object in the archive storage that holds the lines "
+            "(CELERY_TASKLOG_ARCHIVE); set, the lines are read from it."
+        ),
+    )
+    archived = models.DateTimeField(
+        _("archived"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("When the lines left the database for the archive."),
+    )
+
     objects = TaskLogQuerySet.as_manager()
 
     class Meta:

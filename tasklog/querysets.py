@@ -21,6 +21,10 @@ SECTION_LINES = (
 """The lines that may open or close a section; the condition of a partial index."""
 
 
+LOOK_UP = object()
+"""``for_task``'s default: the caller has not read the task's log row."""
+
+
 class LogDatabaseQuerySet(models.QuerySet):
     """Reads and writes go to the configured log database unless ``using()`` says otherwise."""
 
@@ -142,19 +146,23 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
         return self.count(), lines.count()
 
     def delete_with_lines(self, batch_size: int = 10_000) -> tuple[int, int]:
-        """Delete these logs and their lines in short transactions of at most ``batch_size`` rows.
+        """Delete these logs and their lines in short transactions of at most ``batch_size`` rows,
+        and the archived objects of those archived (``tasklog.archive``).
 
         Returns ``(logs, lines)`` deleted. Memory stays bounded: ids are fetched a batch at a time.
         """
+        from .archive import delete_objects
         from .models import TaskLogLine
 
         logs_deleted = lines_deleted = 0
         queryset = self.order_by("pk")
         while True:
-            batch = list(queryset.values_list("pk", "task_id")[:batch_size])
+            batch = list(queryset.values_list("pk", "task_id", "archive_name")[:batch_size])
             if not batch:
                 return logs_deleted, lines_deleted
-            task_ids = [task_id for _pk, task_id in batch]
+            # An archived log's object goes first: should that fail, its row still names it.
+            delete_objects([name for _pk, _task_id, name in batch if name])
+            task_ids = [task_id for _pk, task_id, _name in batch]
             lines_deleted += (
                 TaskLogLine.objects.using(self.db)
                 .filter(task_id__in=task_ids)
@@ -163,13 +171,28 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
             with transaction.atomic(using=self.db):
                 logs_deleted += (
                     self.model.objects.using(self.db)
-                    .filter(pk__in=[pk for pk, _task_id in batch])
+                    .filter(pk__in=[pk for pk, _task_id, _name in batch])
                     .delete()[0]
                 )
 
 
 class TaskLogLineQuerySet(LogDatabaseQuerySet):
-    def for_task(self, task_id: str):
+    def for_task(self, task_id: str, *, log: Any = LOOK_UP):
+        """The lines of ``task_id``: from the database, or from its archive once archived
+        (``tasklog.archive.ArchivedLines``, with the same reading methods).
+
+        ``log``: the task's ``TaskLog`` (or None) when the caller has it, saving a query.
+        """
+        from .archive import ArchivedLines
+        from .models import TaskLog
+
+        if log is LOOK_UP:
+            logs = TaskLog.objects.using(self.db).filter(task_id=task_id)
+            archive_name = logs.values_list("archive_name", flat=True).first()
+        else:
+            archive_name = log.archive_name if log is not None else ""
+        if archive_name:
+            return ArchivedLines(task_id, archive_name, self.db)
         return self.filter(task_id=task_id)
 
     def after(self, seq: int):
@@ -266,9 +289,34 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
             yield page
             after = page[-1].seq
 
+    def seq_from_end(self, count: int) -> int | None:
+        """The seq of the ``count``-th line from the end (1: the last), None when fewer."""
+        seqs = self.order_by("-seq").values_list("seq", flat=True)[count - 1 : count]
+        return seqs[0] if seqs else None
+
+    def section_rows(self) -> Iterator[tuple[int, str, str, datetime]]:
+        """``(seq, stream, message, timestamp)`` of the lines that open or close a section."""
+        return (
+            self.sections()
+            .order_by("seq")
+            .values_list("seq", "stream", "message", "timestamp")
+            .iterator(chunk_size=2000)
+        )
+
     def tail(self, count: int) -> list:
         """The last ``count`` lines in ascending order, read backwards through the index."""
         return list(reversed(self.order_by("-seq")[:count]))
+
+    def delete_in_seq_ranges(self, batch_size: int = 10_000) -> int:
+        """Delete these lines (one task's) by ranges of ``batch_size`` seqs, each range one
+        short statement through the (task_id, seq) index: no ids are fetched first."""
+        last = self.seq_from_end(1) or 0
+        deleted = 0
+        for start in range(0, last, batch_size):
+            lines = self.order_by().filter(seq__gt=start, seq__lte=start + batch_size)
+            with transaction.atomic(using=self.db):
+                deleted += lines.delete()[0]
+        return deleted
 
     def delete_in_batches(self, batch_size: int = 10_000) -> int:
         """Delete these lines ``batch_size`` at a time, each batch in its own transaction."""

@@ -74,9 +74,9 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 def seq_before_tail(lines, count: int) -> int:
     """The seq after which the last ``count`` of ``lines`` start (0 when there are fewer)."""
     if count <= 0:
-        return lines.order_by("-seq").values_list("seq", flat=True).first() or 0
-    boundary = lines.order_by("-seq").values_list("seq", flat=True)[count - 1 : count]
-    return boundary[0] - 1 if boundary else 0
+        return lines.seq_from_end(1) or 0
+    boundary = lines.seq_from_end(count)
+    return boundary - 1 if boundary else 0
 
 
 def chosen_pages(
@@ -272,6 +272,7 @@ def task_header(log, result) -> str:
         ("Duration", format_duration(log.duration)),
         ("Lines", f"{log.lines} ({log.dropped} dropped)"),
         ("Truncated", "yes" if log.truncated else "no"),
+        *([("Archived", local_time(log.archived))] if log.archived else []),
     ]
     return tabulate(rows, tablefmt="plain")
 

@@ -95,11 +95,17 @@ class SectionTracker:
 
 def section_lines(lines) -> Iterator[tuple[int, str, str, datetime]]:
     """``(seq, stream, message, timestamp)`` of the lines that open or close a section."""
+    return lines.section_rows()
+
+
+def is_section_line(line) -> bool:
+    """Whether ``line`` may open or close a section: the Python twin of the condition of the
+    partial index (``querysets.SECTION_LINES``)."""
+    message = line.message
     return (
-        lines.sections()
-        .order_by("seq")
-        .values_list("seq", "stream", "message", "timestamp")
-        .iterator(chunk_size=2000)
+        message.startswith(GROUP_START)
+        or message.startswith(GROUP_END)
+        or (line.stream == "marker" and message.startswith(ATTEMPT_PREFIX))
     )
 
 
@@ -172,7 +178,7 @@ def summaries(lines, starts: list[tuple[int, datetime | None]]) -> dict[int, dic
     if not starts:
         return {}
     ends = _ends(lines, [seq for seq, _timestamp in starts])
-    last = lines.order_by("-seq").values_list("seq", flat=True).first() or 0
+    last = lines.seq_from_end(1) or 0
     result = {}
     for seq, started in starts:
         end, ended = ends.get(seq, (None, None))

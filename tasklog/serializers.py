@@ -45,6 +45,7 @@ def task_as_dict(log, result) -> dict:
         "interrupted": is_interrupted(log, now),
         "launched_by": log.launched_by if log is not None else "",
         "launched_from": log.launched_from if log is not None else "",
+        "archived": _iso(log.archived) if log is not None else None,
     }
 
 

@@ -28,6 +28,7 @@ from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 
 from . import sections
+from .archive import ArchiveError
 from .models import TaskLog, TaskLogLine
 from .pooled import in_pool
 from .results import result_for
@@ -58,8 +59,9 @@ def read_snapshot(task_id: str, after: int) -> Snapshot:
     ``complete`` means no line will be stored any more, so lines read after it are the whole
     rest of the log.
     """
-    task = task_as_dict(TaskLog.objects.find(task_id), result_for(task_id))
-    log_lines = TaskLogLine.objects.for_task(task_id)
+    log = TaskLog.objects.find(task_id)
+    task = task_as_dict(log, result_for(task_id))
+    log_lines = TaskLogLine.objects.for_task(task_id, log=log)
     places, _open_groups = sections.placed(next(log_lines.pages(after, BATCH_SIZE), []), log_lines)
     return Snapshot(task=task, lines=[line_as_dict(line, place) for line, place in places])
 
@@ -120,6 +122,9 @@ async def follow_task(
             snapshot = await read(task_id, after)
         except DatabaseError:
             yield DATABASE_UNAVAILABLE
+            return
+        except ArchiveError as error:
+            yield format_event("archive_error", {"error": str(error)})
             return
         events = events_for(snapshot, status)
         if events:

@@ -42,19 +42,25 @@ def drop_dead_connections() -> None:
 @shared_task(name="tasklog.prune_task_logs")
 def prune_task_logs(batch_size: int = 10_000) -> dict:
     """Close runs whose worker died and tasks no worker took within CELERY_TASKLOG_QUEUE_TIMEOUT,
-    then delete logs older than CELERY_TASKLOG_RETENTION_DAYS.
+    archive finished logs (CELERY_TASKLOG_ARCHIVE), then delete logs older than
+    CELERY_TASKLOG_RETENTION_DAYS (and their archives).
 
     Run daily by django-celery-beat (see ``tasklog.schedule``); ``tasklog_prune`` does the same
     through ``tasklog.pruning``.
     """
+    from .archive import archive_due
     from .pruning import close_dead_runs, close_never_started, delete_expired
 
     interrupted = close_dead_runs()
     never_started = close_never_started()
+    archived = archive_due(batch_size=batch_size)
     logs, lines = delete_expired(settings.RETENTION_DAYS, batch_size)
     return {
         "interrupted": interrupted,
         "never_started": never_started,
+        "archived_logs": archived.logs,
+        "archived_lines": archived.lines,
+        "archive_error": archived.error,
         "logs": logs,
         "lines": lines,
     }

@@ -37,6 +37,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
 from . import access, search, sections, shares, sse, tokens
+from .archive import ArchiveError
 from .diagnostics import FAIL, run_diagnostics
 from .live import PAGE_SIZE, component_context, without_escapes
 from .models import TaskLog, TaskLogLine
@@ -166,7 +167,39 @@ def reader_view(view=None, *, endpoint: bool = False):
     """A GET-only view of one task's log: never cached, exempt from CSRF (so a POST is a 405)."""
     if view is None:
         return functools.partial(reader_view, endpoint=endpoint)
+    view = archive_errors_answered(view, endpoint=endpoint)
     return csrf_exempt(never_cache(require_safe(task_reader_required(view, endpoint=endpoint))))
+
+
+def archive_unreadable(error: ArchiveError, *, endpoint: bool) -> HttpResponse:
+    """502 with the reason: the log's archive is missing, truncated or its storage is down."""
+    message = _("This log is archived and its archive cannot be read: %s") % error
+    if endpoint:
+        return JsonResponse({"error": message, "archived": True}, status=502)
+    return HttpResponse(message, status=502, content_type="text/plain; charset=utf-8")
+
+
+def archive_errors_answered(view, *, endpoint: bool):
+    """``view``, answering ``archive_unreadable`` instead of a 500; works on async views too."""
+    if iscoroutinefunction(view):
+
+        @functools.wraps(view)
+        async def async_wrapper(request, *args, **kwargs):
+            try:
+                return await view(request, *args, **kwargs)
+            except ArchiveError as error:
+                return archive_unreadable(error, endpoint=endpoint)
+
+        return async_wrapper
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except ArchiveError as error:
+            return archive_unreadable(error, endpoint=endpoint)
+
+    return wrapper
 
 
 def task_or_404(task_id: str) -> tuple[TaskLog | None, object]:
@@ -309,7 +342,7 @@ def task_log_lines(request, task_id: str):
     except BadParameter as error:
         return bad_request(error)
     log, result = task_or_404(task_id)
-    lines = TaskLogLine.objects.for_task(task_id)
+    lines = TaskLogLine.objects.for_task(task_id, log=log)
     try:
         with search.time_limit(lines.db):
             body = lines_body(lines, chosen, after, before, around, context, limit, counting)
@@ -373,8 +406,11 @@ def text_pages(task_id: str, keep_escapes: bool = False):
     """The download's text, one page of lines at a time, escape sequences stripped unless
     ``keep_escapes``."""
     clean = str if keep_escapes else without_escapes
-    for page in TaskLogLine.objects.for_task(task_id).pages(page_size=DOWNLOAD_PAGE_SIZE):
-        yield "".join(line_as_text(line, clean) for line in page)
+    try:
+        for page in TaskLogLine.objects.for_task(task_id).pages(page_size=DOWNLOAD_PAGE_SIZE):
+            yield "".join(line_as_text(line, clean) for line in page)
+    except ArchiveError as error:  # past the headers: said in the text, where it stopped
+        yield f"[celery-tasklog] The archive of this log cannot be read further: {error}\n"
 
 
 async def text_pages_async(task_id: str, keep_escapes: bool = False):

@@ -120,6 +120,9 @@ def test_the_prune_task_deletes_expired_logs_and_closes_dead_runs():
     assert prune_task_logs.apply(kwargs={"batch_size": 2}).get() == {
         "interrupted": 1,
         "never_started": 0,
+        "archived_logs": 0,
+        "archived_lines": 0,
+        "archive_error": "",
         "logs": 1,
         "lines": 3,
     }

@@ -8,6 +8,7 @@ from celery import states
 from django.core.management.base import BaseCommand, CommandError
 
 from tasklog import reading, sections, terminal
+from tasklog.archive import ArchiveError
 from tasklog.follow import SUCCESSFUL_STATES, FollowTimeout, LogFollower
 from tasklog.management.arguments import (
     add_database_argument,
@@ -81,6 +82,8 @@ class Command(BaseCommand):
                         ),
                         reading.line_style(item.line, self.style),
                     )
+        except ArchiveError as error:
+            raise CommandError(f"Task {shown_id}: {terminal.safe(str(error))}") from None
         except FollowTimeout as timed_out:
             raise CommandError(
                 f"Timed out after {timeout:g} s; "

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import pluralize
 
+from tasklog import archive as archive_module
 from tasklog.conf import settings
 from tasklog.management.arguments import add_database_argument, batch_size, days
 from tasklog.models import TaskLog
@@ -14,8 +15,9 @@ from tasklog.pruning import close_dead_runs, close_never_started
 class Command(BaseCommand):
     help = (
         "Close the runs of workers silent for CELERY_TASKLOG_STALE_AFTER seconds (they died), "
-        "then delete task logs in which nothing was written for --days days "
-        "(default CELERY_TASKLOG_RETENTION_DAYS), or the logs of --task-id."
+        "archive finished logs (CELERY_TASKLOG_ARCHIVE), then delete task logs in which nothing "
+        "was written for --days days (default CELERY_TASKLOG_RETENTION_DAYS), "
+        "or the logs of --task-id."
     )
 
     def add_arguments(self, parser):
@@ -28,6 +30,8 @@ class Command(BaseCommand):
     def handle(self, *args, days, task_ids, dry_run, batch_size, database, **options):
         self.close_dead_runs(database, dry_run)
         self.close_never_started(database, dry_run)
+        if not task_ids:
+            self.archive(database, dry_run, batch_size)
         logs = TaskLog.objects.using(database)
         if days is None and not task_ids:
             days = settings.RETENTION_DAYS
@@ -54,10 +58,35 @@ class Command(BaseCommand):
         why = f"queued for more than {settings.QUEUE_TIMEOUT} s: no worker took them"
         self.report_closed(closed, f"task{pluralize(closed)} that never started ({why})", dry_run)
 
+    def archive(self, database: str, dry_run: bool, batch_size: int) -> None:
+        if settings.ARCHIVE is not None:
+            archive_due_logs(self, database, dry_run, batch_size)
+
     def report_closed(self, closed: int, what: str, dry_run: bool) -> None:
         """One line per kind of run the sweep closed; nothing when there was none."""
         if closed:
             self.stdout.write(f"{'Would close' if dry_run else 'Closed'} {closed} {what}.")
 
     def counts(self, logs: int, lines: int) -> str:
-        return f"{logs} task log{pluralize(logs)} and {lines} line{pluralize(lines)}"
+        return logs_and_lines(logs, lines)
+
+
+def logs_and_lines(logs: int, lines: int) -> str:
+    return f"{logs} task log{pluralize(logs)} and {lines} line{pluralize(lines)}"
+
+
+def archive_due_logs(
+    command: BaseCommand, database: str, dry_run: bool, batch_size: int, limit: int | None = None
+) -> None:
+    """Archive the finished logs due (CELERY_TASKLOG_ARCHIVE), for ``tasklog_prune`` and
+    ``tasklog_archive``; a storage that fails stops the command before anything else is
+    deleted."""
+    if dry_run:
+        due = archive_module.due(settings.ARCHIVE.after_days, database).count_with_lines()
+        command.stdout.write(f"Would archive {logs_and_lines(*due)}.")
+        return
+    run = archive_module.archive_due(database, batch_size=batch_size, limit=limit)
+    if run.logs:
+        command.stdout.write(f"Archived {logs_and_lines(run.logs, run.lines)}.")
+    if run.error:
+        raise CommandError(f"Archive failed, nothing of that log deleted: {run.error}")

@@ -7,6 +7,7 @@ import contextlib
 from django.core.management.base import BaseCommand, CommandError
 
 from tasklog import reading, search, terminal
+from tasklog.archive import ArchiveError
 from tasklog.management.arguments import (
     add_database_argument,
     add_filter_arguments,
@@ -74,7 +75,11 @@ class Command(BaseCommand):
         written_as = "ndjson" if options["json"] else options["format"]
         walk = search.walking_the_index(database) if chosen.active else contextlib.nullcontext()
         with walk:
-            getattr(self, f"write_{written_as}")(log, result, pages)
+            try:
+                getattr(self, f"write_{written_as}")(log, result, pages)
+            except ArchiveError as error:
+                message = f"Task {terminal.safe(task_id)}: {terminal.safe(str(error))}"
+                raise CommandError(message) from None
 
     def since(self, text: str | None):
         if not text:
