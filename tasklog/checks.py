@@ -2,7 +2,8 @@
 
 Ids: E001 not a boolean, E002 not a number, E003 out of range, E004 unknown database alias,
 E005 bad crontab, E006 descriptor capture with a pool that runs tasks side by side in one process,
-E020 access policy not importable, E021 access policy not callable, E022 bad share link maximum age.
+E020 access policy not importable, E021 access policy not callable, E022 bad share link maximum age,
+E050 bad CELERY_TASKLOG_PUSH, E051/E052 push asked for without PostgreSQL/psycopg 3 (``push``).
 """
 
 from __future__ import annotations

@@ -178,6 +178,18 @@ def share_max_age(value: Any) -> int:
     return seconds
 
 
+def push_mode(value: Any) -> bool | None:
+    """True, False, or None: automatic (on when the log database is PostgreSQL)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in {"auto", "none"}):
+        return None
+    try:
+        return parse_bool(value)
+    except SettingError:
+        raise SettingError(
+            f"must be True, False or None (automatic), got {shown(value)}", "tasklog.E050"
+        ) from None
+
+
 MIN_SHARE_AGE = 60
 MAX_SHARE_AGE = 365 * 24 * 3600
 
@@ -214,6 +226,11 @@ OPTIONS: dict[str, Option] = {
     ),
     "SHARE_MAX_AGE": Option(
         7 * 24 * 3600, share_max_age, "Longest life of a share link, in seconds (7 days)."
+    ),
+    "PUSH": Option(
+        None,
+        push_mode,
+        "Live views woken by PostgreSQL NOTIFY instead of polling; None: on with PostgreSQL.",
     ),
 }
 

@@ -9,16 +9,21 @@ The stream ends with ``end`` only when the log is complete (``results.is_complet
 state *and* a closed log), and only once every stored line was sent, so no line is ever
 missing before ``end``.
 
-The database is polled by (task_id, seq), an index range scan, every ``POLL_INTERVAL``
-seconds. Each poll runs in the event loop's shared thread pool and hands its database
-connection back afterwards (``pooled.in_pool``), so a viewer holds neither a thread nor a
-connection while it waits. A database error ends the stream with ``retry:``: the browser
-comes back after ``RECONNECT_MS`` with ``Last-Event-ID`` and loses nothing.
+Each read is by (task_id, seq), an index range scan. On PostgreSQL (``CELERY_TASKLOG_PUSH``)
+a stream reads when the process's listener says the task changed (``push``): a flush or the
+end of a run; it also rereads every ``RECHECK_INTERVAL`` seconds for what comes without a
+flush (a progress update, the start of a silent task, a run that goes stale). Elsewhere, and
+while the listener is down, the stream polls every ``POLL_INTERVAL`` seconds. Each read runs
+in the event loop's shared thread pool and hands its database connection back afterwards
+(``pooled.in_pool``), so a viewer holds neither a thread nor a connection while it waits.
+A database error ends the stream with ``retry:``: the browser comes back after ``RECONNECT_MS``
+with ``Last-Event-ID`` and loses nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -27,7 +32,7 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 
-from . import sections
+from . import push, sections
 from .models import TaskLog, TaskLogLine
 from .pooled import in_pool
 from .results import result_for
@@ -38,6 +43,7 @@ HEARTBEAT_INTERVAL = 15.0
 MAX_LIFETIME = 30 * 60
 BATCH_SIZE = 500
 RECONNECT_MS = 2000
+RECHECK_INTERVAL = 5.0
 
 
 @dataclass(frozen=True)
@@ -105,39 +111,83 @@ async def follow_task(
     lifetime: float = MAX_LIFETIME,
     poll_interval: float = POLL_INTERVAL,
     heartbeat_interval: float = HEARTBEAT_INTERVAL,
+    recheck_interval: float = RECHECK_INTERVAL,
 ) -> AsyncIterator[str]:
     """Events for the lines after ``after`` until the task ends or ``lifetime`` is over.
 
     When the lifetime is over, or the database fails, the stream just closes: the browser
     reconnects after ``RECONNECT_MS`` with ``Last-Event-ID`` and a fresh connection carries on.
     """
+    listener = push.listener()
+    with listener.subscribed(task_id) if listener else contextlib.nullcontext() as wakeup:
+        events = _follow(
+            task_id,
+            after,
+            wakeup,
+            lifetime=lifetime,
+            poll_interval=poll_interval,
+            heartbeat_interval=heartbeat_interval,
+            recheck_interval=recheck_interval,
+        )
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield event
+
+
+async def _follow(
+    task_id: str,
+    after: int,
+    wakeup: push.Subscription | None,
+    *,
+    lifetime: float,
+    poll_interval: float,
+    heartbeat_interval: float,
+    recheck_interval: float,
+) -> AsyncIterator[str]:
+    """The stream of ``follow_task``: it reads when ``wakeup`` says the task changed, or every
+    ``poll_interval`` while nothing is pushed (no listener, or the listener is down)."""
     read = in_pool(read_snapshot)
     yield retry_field(RECONNECT_MS)
     now = time.monotonic()
-    deadline, last_sent, status = now + lifetime, now, None
+    deadline, last_sent, last_read, status = now + lifetime, now, now, None
+    must_read = True
     while True:
-        try:
-            snapshot = await read(task_id, after)
-        except DatabaseError:
-            yield DATABASE_UNAVAILABLE
-            return
-        events = events_for(snapshot, status)
-        if events:
-            yield "".join(events)
-            last_sent = time.monotonic()
-        if is_end(snapshot):
-            return
-        if snapshot.lines:
-            after = snapshot.lines[-1]["seq"]
-        if snapshot.caught_up:
-            status = _status(snapshot.task)
-            now = time.monotonic()
-            if now >= deadline:
+        if must_read:
+            if wakeup is not None:
+                wakeup.woken.clear()  # before the read: a change committed during it wakes again
+            try:
+                snapshot = await read(task_id, after)
+            except DatabaseError:
+                yield DATABASE_UNAVAILABLE
                 return
-            if now - last_sent >= heartbeat_interval:
-                yield HEARTBEAT
-                last_sent = now
+            last_read = time.monotonic()
+            events = events_for(snapshot, status)
+            if events:
+                yield "".join(events)
+                last_sent = time.monotonic()
+            if is_end(snapshot):
+                return
+            if snapshot.lines:
+                after = snapshot.lines[-1]["seq"]
+            if not snapshot.caught_up:
+                continue
+            status = _status(snapshot.task)
+        now = time.monotonic()
+        if now >= deadline:
+            return
+        if now - last_sent >= heartbeat_interval:
+            yield HEARTBEAT
+            last_sent = now
+        if wakeup is None or not wakeup.pushed:
             await asyncio.sleep(poll_interval)
+            must_read = True
+            continue
+        recheck_at = last_read + recheck_interval
+        woken = await wakeup.wait(min(deadline, last_sent + heartbeat_interval, recheck_at) - now)
+        now = time.monotonic()
+        must_read = woken or now >= recheck_at
+        if woken and now - last_read < poll_interval:  # a busy task: read no more than polling
+            await asyncio.sleep(last_read + poll_interval - now)
 
 
 async def one_pass(task_id: str, after: int) -> str:
