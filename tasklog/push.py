@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import threading
 from collections.abc import Iterator
 
@@ -31,7 +32,7 @@ CHANNEL = "tasklog"
 APPLICATION_NAME = "tasklog-listener"
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
-IDLE_CHECK = 5.0  # seconds the listener waits for notifications before it looks at its flag
+IDLE_CHECK = 1.0  # seconds the listener waits for notifications before it looks at its flag
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10}
 
 log = logging.getLogger(__name__)
@@ -187,21 +188,23 @@ class Listener:
         )
 
 
-_listeners: dict[str, Listener] = {}
+_listeners: dict[tuple[str, int], Listener] = {}
 _listeners_lock = threading.Lock()
 
 
 def listener(alias: str | None = None) -> Listener | None:
     """The process's listener for the log database, started on first use; None when the
-    database does not push (streams poll)."""
+    database does not push (streams poll). Keyed by process id too: a thread does not survive
+    a fork, so a server that forks its workers after loading the site gets one per worker."""
     alias = alias or settings.DATABASE
     if not is_on(alias):
         return None
+    place = (alias, os.getpid())
     with _listeners_lock:
-        if alias not in _listeners:
-            _listeners[alias] = Listener(alias)
-            _listeners[alias].start()
-        return _listeners[alias]
+        if place not in _listeners:
+            _listeners[place] = Listener(alias)
+            _listeners[place].start()
+        return _listeners[place]
 
 
 def stop_listeners() -> None:

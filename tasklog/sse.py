@@ -44,6 +44,7 @@ MAX_LIFETIME = 30 * 60
 BATCH_SIZE = 500
 RECONNECT_MS = 2000
 RECHECK_INTERVAL = 5.0
+PUSHED_READ_GAP = POLL_INTERVAL  # a pushed stream reads no more often than a polling one
 
 
 @dataclass(frozen=True)
@@ -178,16 +179,19 @@ async def _follow(
         if now - last_sent >= heartbeat_interval:
             yield HEARTBEAT
             last_sent = now
-        if wakeup is None or not wakeup.pushed:
+        must_read = True
+        if wakeup is None:
             await asyncio.sleep(poll_interval)
-            must_read = True
+            continue
+        if not wakeup.pushed:  # the listener is down: poll, but wake when it is back
+            await wakeup.wait(poll_interval)
             continue
         recheck_at = last_read + recheck_interval
         woken = await wakeup.wait(min(deadline, last_sent + heartbeat_interval, recheck_at) - now)
         now = time.monotonic()
         must_read = woken or now >= recheck_at
-        if woken and now - last_read < poll_interval:  # a busy task: read no more than polling
-            await asyncio.sleep(last_read + poll_interval - now)
+        if woken and now - last_read < PUSHED_READ_GAP:  # a busy task: read no more than polling
+            await asyncio.sleep(last_read + PUSHED_READ_GAP - now)
 
 
 async def one_pass(task_id: str, after: int) -> str:
