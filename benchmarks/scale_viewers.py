@@ -58,7 +58,7 @@ async def watch(address: tuple[str, int], cookie: str, task_id: str, viewer: Vie
         )
         await writer.drain()
         while raw := await reader.readline():
-            viewer.ready = viewer.ready or raw.startswith(b"retry:")
+            viewer.ready = viewer.ready or raw.startswith(b"event:")  # its first read is done
             match = PRINTED_AT.search(raw.decode(errors="replace"))
             if match:
                 viewer.delays.append(time.time() - float(match[2]))

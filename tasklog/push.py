@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 
 from django.core.checks import Error
@@ -92,6 +93,7 @@ class Subscription:
         self.task_key = task_key
         self.loop = asyncio.get_running_loop()
         self.woken = asyncio.Event()
+        self.woken_at = time.monotonic()  # when the last wake-up reached the stream's loop
 
     @property
     def pushed(self) -> bool:
@@ -100,7 +102,11 @@ class Subscription:
 
     def wake(self) -> None:
         with contextlib.suppress(RuntimeError):  # the stream's loop is closed: nobody waits
-            self.loop.call_soon_threadsafe(self.woken.set)
+            self.loop.call_soon_threadsafe(self._set)
+
+    def _set(self) -> None:
+        self.woken_at = time.monotonic()
+        self.woken.set()
 
     async def wait(self, timeout: float) -> bool:
         """Until woken (True) or ``timeout`` seconds passed (False)."""

@@ -147,17 +147,19 @@ async def _follow(
 ) -> AsyncIterator[str]:
     """The stream of ``follow_task``: it reads when ``wakeup`` says the task changed, or every
     ``poll_interval`` while nothing is pushed (no listener, or the listener is down)."""
-    read = in_pool(read_snapshot)
     yield retry_field(RECONNECT_MS)
     now = time.monotonic()
     deadline, last_sent, last_read, status = now + lifetime, now, now, None
-    must_read = True
+    must_read, woken = True, False
     while True:
         if must_read:
+            not_before = time.monotonic()
             if wakeup is not None:
+                if woken:  # a read begun since the wake-up sees what woke this stream
+                    not_before = wakeup.woken_at
                 wakeup.woken.clear()  # before the read: a change committed during it wakes again
             try:
-                snapshot = await read(task_id, after)
+                snapshot = await shared_read(task_id, after, not_before)
             except DatabaseError:
                 yield DATABASE_UNAVAILABLE
                 return
@@ -179,7 +181,7 @@ async def _follow(
         if now - last_sent >= heartbeat_interval:
             yield HEARTBEAT
             last_sent = now
-        must_read = True
+        must_read, woken = True, False
         if wakeup is None:
             await asyncio.sleep(poll_interval)
             continue
@@ -192,6 +194,33 @@ async def _follow(
         must_read = woken or now >= recheck_at
         if woken and now - last_read < PUSHED_READ_GAP:  # a busy task: read no more than polling
             await asyncio.sleep(last_read + PUSHED_READ_GAP - now)
+
+
+_reads_in_flight: dict[tuple, tuple[float, asyncio.Future]] = {}
+
+
+async def shared_read(task_id: str, after: int, not_before: float) -> Snapshot:
+    """``read_snapshot`` on the shared pool; streams of one task at the same seq share a read
+    that began at ``not_before`` or later (a thousand viewers woken by one flush: one read).
+
+    A read that began after a stream's wake-up sees the change that woke it, so joining it
+    loses nothing; a read begun earlier is never joined.
+    """
+    place = (asyncio.get_running_loop(), task_id, after)
+    in_flight = _reads_in_flight.get(place)
+    if in_flight is not None and in_flight[0] >= not_before:
+        return await asyncio.shield(in_flight[1])
+    read = asyncio.ensure_future(in_pool(read_snapshot)(task_id, after))
+    _reads_in_flight[place] = (time.monotonic(), read)
+
+    def forget(done: asyncio.Future) -> None:
+        if _reads_in_flight.get(place, (0, None))[1] is done:
+            del _reads_in_flight[place]
+        if not done.cancelled():
+            done.exception()  # retrieved: every stream that waited on it got it already
+
+    read.add_done_callback(forget)
+    return await asyncio.shield(read)
 
 
 async def one_pass(task_id: str, after: int) -> str:
