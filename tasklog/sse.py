@@ -11,9 +11,10 @@ missing before ``end``.
 
 Each read is by (task_id, seq), an index range scan. On PostgreSQL (``CELERY_TASKLOG_PUSH``)
 a stream reads when the process's listener says the task changed (``push``): a flush or the
-end of a run; it also rereads every ``RECHECK_INTERVAL`` seconds for what comes without a
-flush (a progress update, the start of a silent task, a run that goes stale). Elsewhere, and
-while the listener is down, the stream polls every ``POLL_INTERVAL`` seconds. Each read runs
+end of a run. It also rereads every ``RECHECK_INTERVAL`` seconds, at the same instants in
+every stream so that those of one task share the read, for what comes without a flush (a
+progress update, the start of a silent task, a run that goes stale). Elsewhere, and while the
+listener is down, the stream polls every ``POLL_INTERVAL`` seconds. Each read runs
 in the event loop's shared thread pool and hands its database connection back afterwards
 (``pooled.in_pool``), so a viewer holds neither a thread nor a connection while it waits.
 A database error ends the stream with ``retry:``: the browser comes back after ``RECONNECT_MS``
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -112,7 +114,7 @@ async def follow_task(
     lifetime: float = MAX_LIFETIME,
     poll_interval: float = POLL_INTERVAL,
     heartbeat_interval: float = HEARTBEAT_INTERVAL,
-    recheck_interval: float = RECHECK_INTERVAL,
+    recheck_interval: float | None = None,
 ) -> AsyncIterator[str]:
     """Events for the lines after ``after`` until the task ends or ``lifetime`` is over.
 
@@ -128,7 +130,7 @@ async def follow_task(
             lifetime=lifetime,
             poll_interval=poll_interval,
             heartbeat_interval=heartbeat_interval,
-            recheck_interval=recheck_interval,
+            recheck_interval=recheck_interval or RECHECK_INTERVAL,
         )
         async with contextlib.aclosing(events):
             async for event in events:
@@ -150,13 +152,17 @@ async def _follow(
     yield retry_field(RECONNECT_MS)
     now = time.monotonic()
     deadline, last_sent, last_read, status = now + lifetime, now, now, None
-    must_read, woken = True, False
+    must_read, recheck_at = True, None
     while True:
         if must_read:
-            not_before = time.monotonic()
+            # The read may be one that other streams of the task began: since the wake-up (it
+            # sees what woke them), or since the recheck's tick; never an older one.
+            if wakeup is not None and wakeup.woken.is_set():
+                not_before = wakeup.woken_at
+            else:
+                not_before = time.monotonic() if recheck_at is None else recheck_at
+            recheck_at = None
             if wakeup is not None:
-                if woken:  # a read begun since the wake-up sees what woke this stream
-                    not_before = wakeup.woken_at
                 wakeup.woken.clear()  # before the read: a change committed during it wakes again
             try:
                 snapshot = await shared_read(task_id, after, not_before)
@@ -181,19 +187,25 @@ async def _follow(
         if now - last_sent >= heartbeat_interval:
             yield HEARTBEAT
             last_sent = now
-        must_read, woken = True, False
+        must_read = True
         if wakeup is None:
             await asyncio.sleep(poll_interval)
             continue
         if not wakeup.pushed:  # the listener is down: poll, but wake when it is back
             await wakeup.wait(poll_interval)
             continue
-        recheck_at = last_read + recheck_interval
+        recheck_at = next_tick(last_read, recheck_interval)
         woken = await wakeup.wait(min(deadline, last_sent + heartbeat_interval, recheck_at) - now)
         now = time.monotonic()
         must_read = woken or now >= recheck_at
         if woken and now - last_read < PUSHED_READ_GAP:  # a busy task: read no more than polling
             await asyncio.sleep(last_read + PUSHED_READ_GAP - now)
+
+
+def next_tick(moment: float, interval: float) -> float:
+    """The first multiple of ``interval`` after ``moment`` on the monotonic clock: the streams
+    of a process recheck at the same instants, so those of one task share the read."""
+    return (math.floor(moment / interval) + 1) * interval
 
 
 _reads_in_flight: dict[tuple, tuple[float, asyncio.Future]] = {}
