@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import inspect
 import logging
 import os
 import threading
@@ -45,19 +46,24 @@ def key(task_id: str) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def psycopg3_installed() -> bool:
+def psycopg_can_listen() -> bool:
+    """psycopg 3.2 or later: ``notifies(timeout=...)`` lets the listener look up now and then."""
     from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
-    return is_psycopg3
+    if not is_psycopg3:
+        return False
+    import psycopg
+
+    return "timeout" in inspect.signature(psycopg.Connection.notifies).parameters
 
 
 def is_on(alias: str | None = None) -> bool:
     """Whether the log database pushes: ``CELERY_TASKLOG_PUSH`` on (or left to its default)
-    and the database PostgreSQL with psycopg 3; everywhere else streams poll."""
+    and the database PostgreSQL with psycopg 3.2+; everywhere else streams poll."""
     alias = alias or settings.DATABASE
     if settings.PUSH is False or connections[alias].vendor != "postgresql":
         return False
-    return psycopg3_installed()
+    return psycopg_can_listen()
 
 
 def notify(task_id: str, alias: str) -> None:
@@ -238,10 +244,11 @@ def check_push(app_configs=None, **kwargs) -> list[Error]:
                 id="tasklog.E051",
             )
         ]
-    if not psycopg3_installed():
+    if not psycopg_can_listen():
         return [
             Error(
-                f"{PREFIX}PUSH=True needs psycopg 3 (LISTEN in a thread); psycopg2 is installed.",
+                f"{PREFIX}PUSH=True needs psycopg 3.2 or later (LISTEN in a thread); "
+                "psycopg2 or an older psycopg 3 is installed.",
                 hint=hint,
                 id="tasklog.E052",
             )

@@ -48,9 +48,9 @@ def test_push_asked_for_on_sqlite_is_e051(settings):
 
 
 @pytest.mark.postgresql
-def test_push_asked_for_with_psycopg2_is_e052(settings, monkeypatch):
+def test_push_asked_for_with_psycopg2_or_psycopg_3_1_is_e052(settings, monkeypatch):
     settings.CELERY_TASKLOG_PUSH = True
-    monkeypatch.setattr(push, "psycopg3_installed", lambda: False)
+    monkeypatch.setattr(push, "psycopg_can_listen", lambda: False)
 
     [error] = push.check_push()
 
