@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import inspect
 import logging
@@ -46,6 +47,7 @@ def key(task_id: str) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+@functools.cache
 def psycopg_can_listen() -> bool:
     """psycopg 3.2 or later: ``notifies(timeout=...)`` lets the listener look up now and then."""
     from django.db.backends.postgresql.psycopg_any import is_psycopg3
