@@ -299,3 +299,28 @@ def test_the_rechecks_of_many_streams_of_one_task_are_one_read(site, cookies, mo
 
     one_read = 5
     assert 0 < queries[0] <= 4 * one_read, "each stream rechecked on its own"
+
+
+def test_the_end_of_a_run_revoked_while_queued_is_pushed(worker_factory):
+    """No flush ever happens for it: the worker's ``task_revoked`` sends the NOTIFY."""
+    from tests.tasks import print_numbered, print_slowly
+
+    worker = worker_factory(concurrency=1)
+    busy = print_slowly.delay(3, 0.5).id
+    task_id = print_numbered.delay("never", 3).id  # waits behind ``busy``
+
+    async def follow():
+        options = {"poll_interval": 3600, "recheck_interval": 3600, "heartbeat_interval": 3600}
+        await asyncio.to_thread(until, lambda: push.listener().listening, "the listener")
+        chunks = []
+        async for chunk in sse.follow_task(task_id, 0, **options):
+            chunks.append(chunk)
+            if len(chunks) == 2:  # the queued state was read: all else is pushed
+                await asyncio.to_thread(print_numbered.app.control.revoke, task_id)
+        return parse_events("".join(chunks))
+
+    events = async_to_sync(asyncio.wait_for)(follow(), 30)
+
+    assert kinds(events)[-1] == "end"
+    assert events[-1]["data"]["state"] == "REVOKED"
+    assert harness.wait_for_task_result(busy, worker=worker).status == "SUCCESS"
