@@ -204,8 +204,9 @@ def admin_params() -> dict:
 
 @pytest.mark.abuse
 def test_a_notify_storm_of_1000_other_tasks_wakes_no_stream_and_20_streams_share_a_read(
-    site, cookies
+    site, cookies, monkeypatch
 ):
+    monkeypatch.setattr(sse, "RECHECK_INTERVAL", 60.0)  # no recheck falls in the window
     make_log("watched", messages=["first"])
     listening()  # before the streams: none of them polls or makes a catch-up read
     readers = [EventReader(events_url(site, "watched"), cookies) for _ in range(20)]
