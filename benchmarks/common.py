@@ -234,16 +234,24 @@ def free_port() -> int:
 @contextlib.contextmanager
 def web_server() -> Iterator[tuple[str, int]]:
     """The example project's ASGI application under uvicorn, as deployed; yields host and port."""
+    with web_server_process() as (address, _process):
+        yield address
+
+
+@contextlib.contextmanager
+def web_server_process() -> Iterator[tuple[tuple[str, int], subprocess.Popen]]:
+    """``web_server``, yielding its process too (for its CPU time and memory)."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "example.asgi:application"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    command += ["--backlog", "4096"]
     with (LOG_DIR / f"uvicorn-{port}.log").open("wb") as log:
         process = subprocess.Popen(
             command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
             wait_until(lambda: _accepts(port), READY_TIMEOUT, "uvicorn", poll=0.1)
-            yield "127.0.0.1", port
+            yield ("127.0.0.1", port), process
         finally:
             process.terminate()
             process.wait(10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from celery import shared_task
@@ -20,10 +21,23 @@ def print_fast(count: int) -> int:
 def print_clocked(count: int, interval: float, warmup: float) -> int:
     """After ``warmup`` seconds, one line every ``interval`` with the time it was printed."""
     time.sleep(warmup)
+    return print_with_clock(count, interval)
+
+
+def print_with_clock(count: int, interval: float) -> int:
     for number in range(1, count + 1):
         print(f"line {number} printed at {time.time():.6f}")
         time.sleep(interval)
     return count
+
+
+@shared_task(base=TerminalLoggingTask)
+def print_clocked_after(gate: str, count: int, interval: float) -> int:
+    """``print_clocked`` once the file ``gate`` exists: the benchmark opens it when its
+    readers are all connected."""
+    while not os.path.exists(gate):
+        time.sleep(0.02)
+    return print_with_clock(count, interval)
 
 
 @shared_task(base=TerminalLoggingTask)

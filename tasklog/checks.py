@@ -5,6 +5,7 @@ E005 bad crontab, E006 descriptor capture with a pool that runs tasks side by si
 E020 access policy not importable, E021 access policy not callable, E022 bad share link maximum age,
 E040 archive setting not a {"storage", "after_days"} dictionary, E041 unknown storage alias,
 E042 bad archive age, E043 archive age not below the retention, E044 archive storage not loadable.
+E050 bad CELERY_TASKLOG_PUSH, E051/E052 push asked for without PostgreSQL/psycopg 3 (``push``).
 """
 
 from __future__ import annotations

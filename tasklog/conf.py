@@ -179,6 +179,18 @@ def share_max_age(value: Any) -> int:
     return seconds
 
 
+def push_mode(value: Any) -> bool | None:
+    """True, False, or None: automatic (on when the log database is PostgreSQL)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in {"auto", "none"}):
+        return None
+    try:
+        return parse_bool(value)
+    except SettingError:
+        raise SettingError(
+            f"must be True, False or None (automatic), got {shown(value)}", "tasklog.E050"
+        ) from None
+
+
 MIN_SHARE_AGE = 60
 MAX_SHARE_AGE = 365 * 24 * 3600
 
@@ -264,6 +276,11 @@ OPTIONS: dict[str, Option] = {
         None,
         archive_or_off,
         'Move finished logs to object storage: {"storage": "<STORAGES alias>", "after_days": N}.',
+    ),
+    "PUSH": Option(
+        None,
+        push_mode,
+        "Live views woken by PostgreSQL NOTIFY instead of polling; None: on with PostgreSQL.",
     ),
 }
 

@@ -27,6 +27,13 @@ def _captures_itself(task) -> bool:
     return isinstance(task, TerminalLoggingTask)
 
 
+def is_captured(task) -> bool:
+    """Whether runs of ``task`` are captured: it is a ``TerminalLoggingTask``, or every task is."""
+    from .conf import settings
+
+    return settings.ENABLED and (settings.ALL_TASKS or _captures_itself(task))
+
+
 def start_capture(sender=None, task_id=None, task=None, **kwargs) -> None:
     """``CELERY_TASKLOG_ALL_TASKS``: capture tasks that do not use ``TerminalLoggingTask``."""
     from .capture import capture_task_run

@@ -49,6 +49,16 @@ def _integration_services(request):
     release_connection()  # the publisher's helper connection: the test database must be droppable
 
 
+@pytest.fixture(autouse=True)
+def _no_listener_left():
+    """A live stream on PostgreSQL starts the process's listener (``tasklog.push``); it holds a
+    connection to the test database, which must be droppable at the end."""
+    yield
+    from tasklog.push import stop_listeners
+
+    stop_listeners()
+
+
 @pytest.fixture
 def celery_app():
     """``tests.celery_app.app``, made current and configured to the test broker."""

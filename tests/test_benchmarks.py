@@ -13,13 +13,18 @@ import sys
 
 import pytest
 
-from benchmarks.__main__ import POSTGRESQL_ONLY
+from benchmarks.__main__ import ANY_DATABASE, BENCHMARKS
 from tests.harness import ROOT
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize(
-    "name", [pytest.param(name, marks=pytest.mark.postgresql) for name in sorted(POSTGRESQL_ONLY)]
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.postgresql)
+        for name in BENCHMARKS
+        if name not in ANY_DATABASE
+    ],
 )
 def test_benchmark_runs_in_quick_mode_and_prints_its_figures(name):
     figures = run_quick(name)

@@ -45,6 +45,13 @@ def kinds(events: list[dict]) -> list[str]:
     return [event.get("event") or ("retry" if "retry" in event else "comment") for event in events]
 
 
+@pytest.fixture(autouse=True)
+def _polling(settings):
+    """These tests change the database behind the stream's back (no NOTIFY): streams poll.
+    Pushed streams are tested in tests/test_push*.py."""
+    settings.CELERY_TASKLOG_PUSH = False
+
+
 @pytest.fixture
 def reader_client(client):
     client.force_login(make_user("reader"))

@@ -25,6 +25,8 @@ import httpx
 import psycopg
 import pytest
 
+from tasklog import push
+
 ROOT = Path(__file__).resolve().parent.parent
 TASK_ID = "load-test-task"
 VIEWERS = 200
@@ -159,12 +161,15 @@ def answers(base_url: str) -> bool:
     return False
 
 
-def site_connections(database_url: str) -> int:
-    """Connections to the site's database other than this one (the web process's)."""
+def site_connections(database_url: str, *, listeners: bool = False) -> int:
+    """Connections to the site's database other than this one (the web process's): those
+    that serve requests, or (``listeners``) the process's one listener (``tasklog.push``)."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         return conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = 'site' "
-            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid() "
+            "AND (application_name = %s) = %s",
+            (push.APPLICATION_NAME, listeners),
         ).fetchone()[0]
 
 
@@ -180,6 +185,7 @@ def add_line(database_url: str, seq: int) -> None:
             (TASK_ID, seq, f"line {seq}"),
         )
         conn.execute("UPDATE tasklog_tasklog SET last_seen = now() WHERE task_id = %s", (TASK_ID,))
+        conn.execute("SELECT pg_notify(%s, %s)", (push.CHANNEL, push.key(TASK_ID)))  # as a flush
 
 
 class Viewer:
@@ -264,6 +270,7 @@ def test_200_viewers_hold_no_connection_and_no_thread_and_the_site_keeps_answeri
     finally:
         print(f"with {VIEWERS} viewers: {figures}")
     assert figures["connections"] < MAX_CONNECTIONS // 2, figures
+    assert site_connections(small_postgres, listeners=True) == 1, "one listener"
     assert figures["threads"] <= THREAD_BOUND, figures
     deadline = time.monotonic() + 15
     while site_connections(small_postgres) > baseline_connections:

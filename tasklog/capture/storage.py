@@ -22,6 +22,7 @@ from django.db import (
 from django.db.models import F
 from django.utils import timezone
 
+from .. import push
 from ..models import Stream, TaskLog, TaskLogLine
 from . import bulk
 from .context import bypass, logger
@@ -187,6 +188,7 @@ def _write_batch(capture, batch: Batch, alias: str, stored_lines: int) -> None:
             rows.append(_lost_marker(capture.task_id, marker_seq, first, last))
     rows.sort(key=lambda row: row[1])
     insert_isolating_refused(rows, alias)
+    push.notify(capture.task_id, alias)  # delivered on commit: live views wake (tasklog.push)
     if dropped:
         TaskLog.objects.using(alias).filter(task_id=capture.task_id).update(
             dropped=F("dropped") + dropped
