@@ -921,6 +921,13 @@
       live.hidden = true;
       this.updateTask(JSON.parse(event.data));
     });
+    // An archived log whose object cannot be read: retrying would not help, say why.
+    source.addEventListener("archive_error", (event) => {
+      this.ended = true;
+      source.close();
+      live.hidden = true;
+      this.showMessage(JSON.parse(event.data).error);
+    });
   };
 
   // "Copy share link": the server put a fresh signed link on the button; copy it, or show it
