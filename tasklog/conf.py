@@ -178,6 +178,15 @@ def share_max_age(value: Any) -> int:
     return seconds
 
 
+def partition_period(value: Any) -> str | None:
+    """``"day"`` or ``"week"``: the period of a partition of the lines table; None: off."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() in {"day", "week"}:
+        return value.strip().lower()
+    raise SettingError(f'must be "day", "week" or None, got {shown(value)}', "tasklog.E030")
+
+
 MIN_SHARE_AGE = 60
 MAX_SHARE_AGE = 365 * 24 * 3600
 
@@ -214,6 +223,11 @@ OPTIONS: dict[str, Option] = {
     ),
     "SHARE_MAX_AGE": Option(
         7 * 24 * 3600, share_max_age, "Longest life of a share link, in seconds (7 days)."
+    ),
+    "PARTITIONS": Option(
+        None,
+        partition_period,
+        'Partition the lines table by "day" or "week" (PostgreSQL; see docs/scaling.md).',
     ),
 }
 

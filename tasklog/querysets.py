@@ -169,6 +169,23 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
 
 
 class TaskLogLineQuerySet(LogDatabaseQuerySet):
+    def create(self, **kwargs):
+        """``create``, with the partition key of a partitioned table (``tasklog.partitions``)."""
+        from .partitions import fill_task_days
+
+        line = self.model(**kwargs)
+        fill_task_days(self.db, [line])
+        line.save(force_insert=True, using=self.db)
+        return line
+
+    def bulk_create(self, objs, *args, **kwargs):
+        """``bulk_create``, with the partition key of a partitioned table."""
+        from .partitions import fill_task_days
+
+        objs = list(objs)
+        fill_task_days(self.db, objs)
+        return super().bulk_create(objs, *args, **kwargs)
+
     def for_task(self, task_id: str):
         return self.filter(task_id=task_id)
 

@@ -42,21 +42,32 @@ def drop_dead_connections() -> None:
 @shared_task(name="tasklog.prune_task_logs")
 def prune_task_logs(batch_size: int = 10_000) -> dict:
     """Close runs whose worker died and tasks no worker took within CELERY_TASKLOG_QUEUE_TIMEOUT,
-    then delete logs older than CELERY_TASKLOG_RETENTION_DAYS.
+    then delete logs older than CELERY_TASKLOG_RETENTION_DAYS. With CELERY_TASKLOG_PARTITIONS,
+    it also creates the coming partitions and drops the expired ones whole.
 
     Run daily by django-celery-beat (see ``tasklog.schedule``); ``tasklog_prune`` does the same
     through ``tasklog.pruning``.
     """
-    from .pruning import close_dead_runs, close_never_started, delete_expired
+    from .pruning import (
+        close_dead_runs,
+        close_never_started,
+        create_partitions_ahead,
+        delete_expired,
+        drop_expired_partitions,
+    )
 
     interrupted = close_dead_runs()
     never_started = close_never_started()
+    created = create_partitions_ahead()
+    dropped = drop_expired_partitions(settings.RETENTION_DAYS)
     logs, lines = delete_expired(settings.RETENTION_DAYS, batch_size)
     return {
         "interrupted": interrupted,
         "never_started": never_started,
-        "logs": logs,
-        "lines": lines,
+        "logs": logs + sum(done.logs for done in dropped),
+        "lines": lines + sum(done.lines for done in dropped),
+        "partitions_created": created,
+        "partitions_dropped": [done.partition.name for done in dropped],
     }
 
 

@@ -8,7 +8,12 @@ from django.template.defaultfilters import pluralize
 from tasklog.conf import settings
 from tasklog.management.arguments import add_database_argument, batch_size, days
 from tasklog.models import TaskLog
-from tasklog.pruning import close_dead_runs, close_never_started
+from tasklog.pruning import (
+    close_dead_runs,
+    close_never_started,
+    create_partitions_ahead,
+    drop_expired_partitions,
+)
 
 
 class Command(BaseCommand):
@@ -37,12 +42,23 @@ class Command(BaseCommand):
             self.stdout.write("Retention is 0 days: logs are kept forever, nothing to delete.")
             return
         if days:
+            self.prune_partitions(database, days, dry_run)
             logs = logs.expired(days)
         if dry_run:
             self.stdout.write("Would delete " + self.counts(*logs.count_with_lines()) + ".")
             return
         deleted = self.counts(*logs.delete_with_lines(batch_size))
         self.stdout.write(self.style.SUCCESS(f"Deleted {deleted}."))
+
+    def prune_partitions(self, database: str, days: int, dry_run: bool) -> None:
+        """Create the coming partitions, then drop the expired ones whole (partitions on)."""
+        if not dry_run:
+            for name in create_partitions_ahead(database):
+                self.stdout.write(f"Created partition {name}.")
+        verb = "Would drop" if dry_run else "Dropped"
+        for done in drop_expired_partitions(days, database, dry_run=dry_run):
+            counts = self.counts(done.logs, done.lines)
+            self.stdout.write(f"{verb} partition {done.partition.name} ({counts}).")
 
     def close_dead_runs(self, database: str, dry_run: bool) -> None:
         closed = close_dead_runs(database, dry_run=dry_run)
