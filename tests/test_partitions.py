@@ -11,7 +11,6 @@ import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
-from django.test.utils import override_settings
 from django.utils import timezone
 
 from tasklog import partitions
