@@ -75,9 +75,7 @@ def test_a_duplicate_line_number_is_refused_whatever_day_it_was_written(by_day):
     make_log("task", rows=["one"], started=days_ago(3))
     with pytest.raises(IntegrityError), transaction.atomic():
         write("task", "one again")
-    assert list(TaskLogLine.objects.for_task("task").values_list("seq", "message")) == [
-        (1, "one")
-    ]
+    assert list(TaskLogLine.objects.for_task("task").values_list("seq", "message")) == [(1, "one")]
 
 
 def test_conversion_keeps_every_line_and_puts_each_task_in_one_partition(settings):

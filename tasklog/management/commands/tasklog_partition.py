@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from tasklog import partitions
-from tasklog.conf import settings
+from tasklog.conf import settings, shown
 from tasklog.management.arguments import add_database_argument
 
 
@@ -27,7 +27,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, convert, revert, database, **options):
         if database not in connections:
-            raise CommandError(f"Unknown database {database!r}.")
+            raise CommandError(f"Unknown database {shown(database)}.")
         if connections[database].vendor != "postgresql":
             raise CommandError(f"Partitions need PostgreSQL; {database!r} is not.")
         if convert or revert:
