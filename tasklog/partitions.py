@@ -273,28 +273,22 @@ def droppable(alias: str, cutoff: datetime) -> list[Partition]:
 
 
 def _holds_kept_logs(alias: str, partition: Partition, cutoff: datetime) -> bool:
-    with connections[alias].cursor() as cursor:
-        cursor.execute(
-            f"SELECT 1 FROM {logs_table()} WHERE {TASK_DAY_SQL} >= %s AND {TASK_DAY_SQL} < %s "
-            "AND (last_seen >= %s OR (started IS NOT NULL AND finished IS NULL "
-            "AND NOT interrupted)) LIMIT 1",
-            [partition.start, partition.end, cutoff],
-        )
-        return cursor.fetchone() is not None
+    logs = _logs_in(alias, partition)
+    return (logs.filter(last_seen__gte=cutoff) | logs.running()).exists()
+
+
+def _logs_in(alias: str, partition: Partition):
+    from .models import TaskLog
+
+    return TaskLog.objects.using(alias).first_recorded_between(partition.start, partition.end)
 
 
 def count_partition(alias: str, partition: Partition) -> tuple[int, int]:
     """``(logs, lines)`` stored in ``partition``."""
     quote = connections[alias].ops.quote_name
     with connections[alias].cursor() as cursor:
-        cursor.execute(
-            f"SELECT count(*) FROM {logs_table()} "
-            f"WHERE {TASK_DAY_SQL} >= %s AND {TASK_DAY_SQL} < %s",
-            [partition.start, partition.end],
-        )
-        logs = cursor.fetchone()[0]
         cursor.execute(f"SELECT count(*) FROM {quote(partition.name)}")
-        return logs, cursor.fetchone()[0]
+        return _logs_in(alias, partition).count(), cursor.fetchone()[0]
 
 
 def drop_partition(alias: str, partition: Partition, cutoff: datetime) -> Dropped | None:
@@ -304,18 +298,11 @@ def drop_partition(alias: str, partition: Partition, cutoff: datetime) -> Droppe
     try:
         with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
             _set_lock_timeout(alias, DDL_LOCK_TIMEOUT)
-            cursor.execute(
-                f"SELECT id FROM {logs_table()} "
-                f"WHERE {TASK_DAY_SQL} >= %s AND {TASK_DAY_SQL} < %s FOR UPDATE",
-                [partition.start, partition.end],
-            )
+            list(_logs_in(alias, partition).select_for_update().values_list("pk", flat=True))
             if _holds_kept_logs(alias, partition, cutoff):
                 return None
             logs, lines = count_partition(alias, partition)
-            cursor.execute(
-                f"DELETE FROM {logs_table()} WHERE {TASK_DAY_SQL} >= %s AND {TASK_DAY_SQL} < %s",
-                [partition.start, partition.end],
-            )
+            _logs_in(alias, partition).delete()
             cursor.execute(f"DROP TABLE {quote(partition.name)}")
     except DatabaseError:
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import connections, models, transaction
@@ -61,6 +61,14 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
 
     def for_tasks(self, task_ids: Iterable[str]):
         return self.filter(task_id__in=list(task_ids))
+
+    def first_recorded_between(self, start: date, end: date):
+        """Logs first recorded (queued, else started) from UTC day ``start`` to before ``end``:
+        those whose lines a partition of the lines table holds (``tasklog.partitions``)."""
+        from .partitions import TASK_DAY_SQL  # PostgreSQL's SQL: partitions exist only there
+
+        first_day = models.expressions.RawSQL(TASK_DAY_SQL, [], output_field=models.DateField())
+        return self.alias(first_day=first_day).filter(first_day__gte=start, first_day__lt=end)
 
     def mark_interrupted(self, now: datetime | None = None) -> int:
         """Close these runs as interrupted (their worker died), each with a marker line saying
