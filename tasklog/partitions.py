@@ -38,7 +38,9 @@ TASK_DAY_SQL = "((COALESCE(queued, started, last_seen) AT TIME ZONE 'UTC')::date
 
 _BOUNDS = re.compile(r"FROM \('(\d{4}-\d{2}-\d{2})'\) TO \('(\d{4}-\d{2}-\d{2})'\)")
 _created_here: set[tuple[str, date]] = set()
-"""Partitions this process knows exist (alias, start): a flush checks the others once."""
+"""Partitions this process knows exist (alias, start): a flush checks the others once. Only a
+conversion (after which processes restart) or the drop of an expired partition, whose logs go
+with it, can remove one; both forget what this process knew."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,8 @@ def ensure_on_first_use(alias: str, day: date) -> None:
     start = period_start(day, period)
     if (alias, start) in _created_here:
         return
-    if not is_partitioned(alias):
+    if not is_partitioned(alias):  # E032: the setting is on, the table not converted yet
+        _created_here.add((alias, start))
         return
     previous = _set_lock_timeout(alias, FIRST_USE_LOCK_TIMEOUT)
     try:
@@ -306,6 +309,7 @@ def drop_partition(alias: str, partition: Partition, cutoff: datetime) -> Droppe
             cursor.execute(f"DROP TABLE {quote(partition.name)}")
     except DatabaseError:
         return None
+    _created_here.clear()
     return Dropped(partition, logs, lines)
 
 
@@ -380,6 +384,7 @@ def _rebuild(alias: str, period: str | None, today: date | None) -> Rebuilt:
             [table],
         )
         cursor.execute(f"DROP TABLE {quote(old)}")
+    _created_here.clear()
     return Rebuilt(copied, created)
 
 
