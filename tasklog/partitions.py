@@ -26,6 +26,9 @@ from .conf import settings
 
 PERIODS = ("day", "week")
 KEY_COLUMN = "task_day"
+KEY_SETTING = "tasklog.task_day"
+KEY_DEFAULT = f"current_setting('{KEY_SETTING}', true)::date"
+"""The key column's default in a partitioned table: the key a flush names (see ``keyed``)."""
 AHEAD = 3
 """Periods created ahead of the current one, so that a day's first line finds its partition."""
 DDL_LOCK_TIMEOUT = "5s"
@@ -36,7 +39,18 @@ FIRST_USE_LOCK_TIMEOUT = "100ms"
 TASK_DAY_SQL = "((COALESCE(queued, started, last_seen) AT TIME ZONE 'UTC')::date)"
 """The partition key of a task, from its ``TaskLog`` row: the day it was first recorded."""
 
+
+def first_day():
+    """``TASK_DAY_SQL`` as an expression on ``TaskLog`` querysets."""
+    from django.db.models import DateField
+    from django.db.models.expressions import RawSQL
+
+    return RawSQL(TASK_DAY_SQL, [], output_field=DateField())
+
+
 _BOUNDS = re.compile(r"FROM \('(\d{4}-\d{2}-\d{2})'\) TO \('(\d{4}-\d{2}-\d{2})'\)")
+_converted: dict[str, bool] = {}
+"""Whether the lines table of an alias is partitioned, as this process first saw it."""
 _created_here: set[tuple[str, date]] = set()
 """Partitions this process knows exist (alias, start): a flush checks the others once. Only a
 conversion (after which processes restart) or the drop of an expired partition, whose logs go
@@ -82,6 +96,16 @@ def default_name() -> str:
 def uses_partitions(alias: str) -> bool:
     """Whether lines written to ``alias`` carry the partition key (the setting is on)."""
     return settings.PARTITIONS is not None and connections[alias].vendor == "postgresql"
+
+
+def reads_partitions(alias: str) -> bool:
+    """Whether reads of ``alias`` may name the partition key: the setting is on and the table
+    converted (before it is, older lines have no key). Asked once per process."""
+    if not uses_partitions(alias):
+        return False
+    if alias not in _converted:
+        _converted[alias] = is_partitioned(alias)
+    return _converted[alias]
 
 
 def is_partitioned(alias: str) -> bool:
@@ -133,14 +157,34 @@ def task_days(alias: str, task_ids: Iterable[str]) -> dict[str, date]:
 
 
 def keyed(alias: str, columns: Sequence[str], rows: list) -> tuple[Sequence[str], list]:
-    """``columns`` and ``rows`` (``task_id`` first) with the partition key added when on."""
+    """``columns`` and ``rows`` (``task_id`` first) as they must be copied, partitions on.
+
+    The rows of one task (a flush's) stay as they are: the flush's transaction names their key
+    in ``tasklog.task_day``, which the key column's default reads, so no row is rebuilt. Rows
+    of several tasks, or a table this process has not seen converted, get the key added.
+    """
     if not uses_partitions(alias) or not rows:
         return columns, rows
-    days = task_days(alias, {row[0] for row in rows})
+    task_ids = {row[0] for row in rows}
+    if len(task_ids) == 1 and reads_partitions(alias):
+        ensure_on_first_use(alias, _name_task_day(alias, *task_ids))
+        return columns, rows
+    days = task_days(alias, task_ids)
     today = timezone.now().date()
     for day in set(days.values()):
         ensure_on_first_use(alias, day)
     return (*columns, KEY_COLUMN), [(*row, days.get(row[0], today)) for row in rows]
+
+
+def _name_task_day(alias: str, task_id: str) -> date:
+    """Set ``tasklog.task_day`` to the task's key for the rest of the transaction."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute(
+            f"SELECT set_config('{KEY_SETTING}', COALESCE((SELECT {TASK_DAY_SQL} FROM "
+            f"{logs_table()} WHERE task_id = %s), (now() AT TIME ZONE 'UTC')::date)::text, true)",
+            [task_id],
+        )
+        return date.fromisoformat(cursor.fetchone()[0])
 
 
 def fill_task_days(alias: str, lines: Sequence) -> None:
@@ -352,10 +396,16 @@ def _rebuild(alias: str, period: str | None, today: date | None) -> Rebuilt:
             cursor.execute(
                 f"CREATE TABLE {quote(table)} ({like}) PARTITION BY RANGE ({KEY_COLUMN})"
             )
-            cursor.execute(f"ALTER TABLE {quote(table)} ALTER {KEY_COLUMN} SET NOT NULL")
+            cursor.execute(
+                f"ALTER TABLE {quote(table)} ALTER {KEY_COLUMN} SET NOT NULL, "
+                f"ALTER {KEY_COLUMN} SET DEFAULT {KEY_DEFAULT}"
+            )
         else:
             cursor.execute(f"CREATE TABLE {quote(table)} ({like})")
-            cursor.execute(f"ALTER TABLE {quote(table)} ALTER {KEY_COLUMN} DROP NOT NULL")
+            cursor.execute(
+                f"ALTER TABLE {quote(table)} ALTER {KEY_COLUMN} DROP NOT NULL, "
+                f"ALTER {KEY_COLUMN} DROP DEFAULT"
+            )
         for name, definition in constraints:
             keyed_definition = (
                 re.sub(r"\)$", f", {KEY_COLUMN})", definition)
@@ -385,6 +435,7 @@ def _rebuild(alias: str, period: str | None, today: date | None) -> Rebuilt:
         )
         cursor.execute(f"DROP TABLE {quote(old)}")
     _created_here.clear()
+    _converted.clear()
     return Rebuilt(copied, created)
 
 

@@ -65,10 +65,9 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
     def first_recorded_between(self, start: date, end: date):
         """Logs first recorded (queued, else started) from UTC day ``start`` to before ``end``:
         those whose lines a partition of the lines table holds (``tasklog.partitions``)."""
-        from .partitions import TASK_DAY_SQL  # PostgreSQL's SQL: partitions exist only there
+        from .partitions import first_day
 
-        first_day = models.expressions.RawSQL(TASK_DAY_SQL, [], output_field=models.DateField())
-        return self.alias(first_day=first_day).filter(first_day__gte=start, first_day__lt=end)
+        return self.alias(first_day=first_day()).filter(first_day__gte=start, first_day__lt=end)
 
     def mark_interrupted(self, now: datetime | None = None) -> int:
         """Close these runs as interrupted (their worker died), each with a marker line saying
@@ -195,7 +194,20 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
         return super().bulk_create(objs, *args, **kwargs)
 
     def for_task(self, task_id: str):
-        return self.filter(task_id=task_id)
+        return self.filter(task_id=task_id).in_partition_of(task_id)
+
+    def in_partition_of(self, task_id: str):
+        """Only the partition that holds the task's lines, when the table is partitioned: the
+        key comes from the task's log in a subquery, so the database skips every other
+        partition when the query starts, and plans the rest as on a plain table."""
+        from .partitions import first_day, reads_partitions
+
+        if not reads_partitions(self.db):
+            return self
+        from .models import TaskLog
+
+        log = TaskLog.objects.using(self.db).filter(task_id=task_id)
+        return self.filter(task_day=models.Subquery(log.values_list(first_day())[:1]))
 
     def after(self, seq: int):
         return self.filter(seq__gt=seq)
@@ -296,12 +308,21 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
         return list(reversed(self.order_by("-seq")[:count]))
 
     def delete_in_batches(self, batch_size: int = 10_000) -> int:
-        """Delete these lines ``batch_size`` at a time, each batch in its own transaction."""
+        """Delete these lines ``batch_size`` at a time, each batch in its own transaction.
+
+        In a partitioned table each batch also names its partition keys, so that its delete
+        looks up its ids in those partitions only, not in every one."""
+        from .partitions import KEY_COLUMN, reads_partitions
+
+        columns = ("pk", KEY_COLUMN) if reads_partitions(self.db) else ("pk",)
         deleted = 0
         queryset = self.order_by()
         while True:
-            ids = list(queryset.values_list("pk", flat=True)[:batch_size])
-            if not ids:
+            rows = list(queryset.values_list(*columns)[:batch_size])
+            if not rows:
                 return deleted
+            batch = self.model.objects.using(self.db).filter(pk__in=[row[0] for row in rows])
+            if len(columns) > 1:
+                batch = batch.filter(task_day__in={row[1] for row in rows})
             with transaction.atomic(using=self.db):
-                deleted += self.model.objects.using(self.db).filter(pk__in=ids).delete()[0]
+                deleted += batch.delete()[0]
