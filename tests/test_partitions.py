@@ -210,3 +210,56 @@ def test_readers_see_every_line_before_during_and_after_the_conversion(settings)
         assert where_lines_are("big") == {name(TODAY - timedelta(days=2)): 20_000}
     finally:
         partitions.revert("default")
+
+
+def test_a_tasks_lines_are_read_from_its_partition_only(by_day):
+    make_log("yesterday", rows=["old"], started=days_ago(1))
+    make_log("today", rows=["new"], started=timezone.now())
+
+    plan = TaskLogLine.objects.for_task("yesterday").order_by("seq").explain(analyze=True)
+
+    assert list(TaskLogLine.objects.for_task("yesterday").values_list("message")) == [("old",)]
+    scans = [line for line in plan.splitlines() if "tasklog_tasklogline_" in line]
+    read = [line for line in scans if "never executed" not in line]
+    assert read and all(name(TODAY - timedelta(days=1)) in line for line in read), plan
+
+
+def test_rows_of_several_tasks_in_one_copy_each_go_to_their_tasks_partition(by_day):
+    from tasklog.capture.storage import insert_rows, marker_row
+
+    make_log("two-days", started=days_ago(2))
+    make_log("today", started=timezone.now())
+    with transaction.atomic():
+        insert_rows(
+            [
+                marker_row("two-days", 1, timezone.now(), "a"),
+                marker_row("today", 1, timezone.now(), "b"),
+            ],
+            "default",
+        )
+
+    assert where_lines_are("two-days") == {name(TODAY - timedelta(days=2)): 1}
+    assert where_lines_are("today") == {name(TODAY): 1}
+
+
+def test_lines_stored_before_the_conversion_are_read_while_the_setting_is_on(settings):
+    make_log("before", rows=["stored unkeyed"])
+    settings.CELERY_TASKLOG_PARTITIONS = "day"  # on, table not converted yet (E032)
+    write("before", "stored keyed", first_seq=2)
+
+    assert [line.message for line in TaskLogLine.objects.for_task("before")] == [
+        "stored unkeyed",
+        "stored keyed",
+    ]
+
+
+def test_the_admin_lists_the_lines_of_a_task_from_its_partition(by_day, admin_client):
+    make_log("listed", rows=["first line", "second line"], started=days_ago(3))
+    make_log("other", rows=["not this one"], started=days_ago(3))
+
+    page = admin_client.get("/admin/tasklog/tasklogline/", {"task_id": "listed"}).content.decode()
+    searched = admin_client.get("/admin/tasklog/tasklogline/", {"q": "listed"}).content.decode()
+
+    for content in (page, searched):
+        assert "first line" in content and "second line" in content
+        assert "not this one" not in content
