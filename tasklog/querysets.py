@@ -197,17 +197,18 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
         return self.filter(task_id=task_id).in_partition_of(task_id)
 
     def in_partition_of(self, task_id: str):
-        """Only the partition that holds the task's lines, when the table is partitioned: the
-        key comes from the task's log in a subquery, so the database skips every other
-        partition when the query starts, and plans the rest as on a plain table."""
-        from .partitions import first_day, reads_partitions
+        """Only the partition that holds the task's lines, when the table is partitioned.
+
+        The key is read from the task's log when the queryset is built (one indexed lookup),
+        and named as a constant: PostgreSQL then plans the query on that one partition, as on
+        a plain table, instead of opening and planning every partition (1.5 ms a query, and
+        some 30 ms on a new connection, with 45 of them)."""
+        from .partitions import reads_partitions, task_days
 
         if not reads_partitions(self.db):
             return self
-        from .models import TaskLog
-
-        log = TaskLog.objects.using(self.db).filter(task_id=task_id)
-        return self.filter(task_day=models.Subquery(log.values_list(first_day())[:1]))
+        day = task_days(self.db, [task_id]).get(task_id)
+        return self if day is None else self.filter(task_day=day)
 
     def after(self, seq: int):
         return self.filter(seq__gt=seq)
