@@ -43,12 +43,18 @@ def check_fd_capture_pool(app_configs=None, **kwargs) -> list[Error]:
 
 
 def worker_errors(pool) -> list[Error]:
-    """Every check a starting worker must pass, with the pool it really runs."""
-    return [
-        *check_settings(),
-        *fd_capture_pool_errors(pool),
-        *check_partitions(databases=[settings.DATABASE]),
-    ]
+    """Every check a starting worker must pass, with the pool it really runs.
+
+    The partition checks' connection is closed after them: the pool is not forked yet, and
+    nothing in the worker's main process should keep a connection it does not need."""
+    try:
+        return [
+            *check_settings(),
+            *fd_capture_pool_errors(pool),
+            *check_partitions(databases=[settings.DATABASE]),
+        ]
+    finally:
+        connections[settings.DATABASE].close()
 
 
 def check_partitions(app_configs=None, databases=None, **kwargs) -> list[Error]:
