@@ -263,3 +263,14 @@ def test_the_admin_lists_the_lines_of_a_task_from_its_partition(by_day, admin_cl
     for content in (page, searched):
         assert "first line" in content and "second line" in content
         assert "not this one" not in content
+
+
+def test_prune_creates_a_missing_partition_ahead_and_says_so(by_day):
+    third = name(TODAY + timedelta(days=3))
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {third}")
+
+    out = command("tasklog_prune")
+
+    assert f"Created partition {third}.\n" in out
+    assert third in [partition.name for partition in partitions.partitions("default")]
