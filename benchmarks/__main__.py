@@ -24,6 +24,7 @@ BENCHMARKS = (
     "publish",
     "scale_archive",
     "scale_viewers",
+    "scale_partitions",
 )
 # ``make bench BENCH=scale`` runs the benchmarks of issue 15's scale work.
 GROUPS = {"scale": tuple(name for name in BENCHMARKS if name.startswith("scale_"))}

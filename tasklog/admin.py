@@ -397,6 +397,12 @@ class TaskLogLineAdmin(ReadOnlyLogAdmin):
     def short_message(self, line) -> str:
         return Truncator(line.message).chars(self.message_length)
 
+    def get_queryset(self, request):
+        """Filtered to a task (``?task_id=``): only its partition of a partitioned table."""
+        queryset = super().get_queryset(request)
+        task_id = request.GET.get("task_id") or request.GET.get("task_id__exact")
+        return queryset.in_partition_of(task_id) if task_id else queryset
+
     def get_search_results(self, request, queryset, search_term):
         """A task id gives that task's lines; other text searches messages in a bounded scope.
 
@@ -406,7 +412,7 @@ class TaskLogLineAdmin(ReadOnlyLogAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        of_task = queryset.filter(task_id=term)
+        of_task = queryset.for_task(term)
         if of_task.exists():
             return of_task, False
         window = MessageSearchWindowFilter.window(request)

@@ -191,6 +191,15 @@ def push_mode(value: Any) -> bool | None:
         ) from None
 
 
+def partition_period(value: Any) -> str | None:
+    """``"day"`` or ``"week"``: the period of a partition of the lines table; None: off."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() in {"day", "week"}:
+        return value.strip().lower()
+    raise SettingError(f'must be "day", "week" or None, got {shown(value)}', "tasklog.E030")
+
+
 MIN_SHARE_AGE = 60
 MAX_SHARE_AGE = 365 * 24 * 3600
 
@@ -281,6 +290,11 @@ OPTIONS: dict[str, Option] = {
         None,
         push_mode,
         "Live views woken by PostgreSQL NOTIFY instead of polling; None: on with PostgreSQL.",
+    ),
+    "PARTITIONS": Option(
+        None,
+        partition_period,
+        'Partition the lines table by "day" or "week" (PostgreSQL; see docs/scaling.md).',
     ),
 }
 

@@ -183,6 +183,14 @@ class TaskLogLine(models.Model):
         help_text=_("The record's extra={} fields, made JSON-safe and bounded in size."),
     )
 
+    task_day = models.DateField(
+        _("task day"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("Partition key: the UTC day the task was first recorded (tasklog.partitions)."),
+    )
+
     objects = TaskLogLineQuerySet.as_manager()
 
     class Meta:

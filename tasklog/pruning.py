@@ -1,4 +1,5 @@
-"""Pruning: close the runs whose worker died, then delete expired logs.
+"""Pruning: close the runs whose worker died, then delete expired logs (dropping whole
+partitions of a partitioned lines table first, see ``tasklog.partitions``).
 
 One place for both steps, so that the daily beat task ``prune_task_logs`` and
 ``manage.py tasklog_prune`` do the same thing.
@@ -6,6 +7,11 @@ One place for both steps, so that the daily beat task ``prune_task_logs`` and
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.utils import timezone
+
+from . import partitions
 from .conf import settings
 from .models import TaskLog
 
@@ -37,3 +43,34 @@ def delete_expired(days: int, batch_size: int, using: str | None = None) -> tupl
         return 0, 0
     logs = TaskLog.objects.using(using or settings.DATABASE).expired(days)
     return logs.delete_with_lines(batch_size)
+
+
+def partitioned(using: str | None = None) -> bool:
+    """Whether partitions are on and the lines table of ``using`` was converted."""
+    alias = using or settings.DATABASE
+    return partitions.uses_partitions(alias) and partitions.is_partitioned(alias)
+
+
+def create_partitions_ahead(using: str | None = None) -> list[str]:
+    """Create the partitions of this period and the next ones; returns their names."""
+    if not partitioned(using):
+        return []
+    return partitions.ensure_ahead(using or settings.DATABASE, settings.PARTITIONS)
+
+
+def drop_expired_partitions(
+    days: int, using: str | None = None, *, dry_run: bool = False
+) -> list[partitions.Dropped]:
+    """Drop the partitions in which every log is older than ``days`` days, with their logs;
+    the logs of a partition kept back by a live one are left to ``delete_expired``."""
+    if not days or not partitioned(using):
+        return []
+    alias = using or settings.DATABASE
+    cutoff = timezone.now() - timedelta(days=days)
+    found = partitions.droppable(alias, cutoff)
+    if dry_run:
+        return [
+            partitions.Dropped(part, *partitions.count_partition(alias, part)) for part in found
+        ]
+    dropped = (partitions.drop_partition(alias, part, cutoff) for part in found)
+    return [done for done in dropped if done is not None]

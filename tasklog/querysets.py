@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import connections, models, transaction
@@ -65,6 +65,13 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
 
     def for_tasks(self, task_ids: Iterable[str]):
         return self.filter(task_id__in=list(task_ids))
+
+    def first_recorded_between(self, start: date, end: date):
+        """Logs first recorded (queued, else started) from UTC day ``start`` to before ``end``:
+        those whose lines a partition of the lines table holds (``tasklog.partitions``)."""
+        from .partitions import first_day
+
+        return self.alias(first_day=first_day()).filter(first_day__gte=start, first_day__lt=end)
 
     def mark_interrupted(self, now: datetime | None = None) -> int:
         """Close these runs as interrupted (their worker died), each with a marker line saying
@@ -177,6 +184,23 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
 
 
 class TaskLogLineQuerySet(LogDatabaseQuerySet):
+    def create(self, **kwargs):
+        """``create``, with the partition key of a partitioned table (``tasklog.partitions``)."""
+        from .partitions import fill_task_days
+
+        line = self.model(**kwargs)
+        fill_task_days(self.db, [line])
+        line.save(force_insert=True, using=self.db)
+        return line
+
+    def bulk_create(self, objs, *args, **kwargs):
+        """``bulk_create``, with the partition key of a partitioned table."""
+        from .partitions import fill_task_days
+
+        objs = list(objs)
+        fill_task_days(self.db, objs)
+        return super().bulk_create(objs, *args, **kwargs)
+
     def for_task(self, task_id: str, *, log: Any = LOOK_UP):
         """The lines of ``task_id``: from the database, or from its archive once archived
         (``tasklog.archive.ArchivedLines``, with the same reading methods).
@@ -193,7 +217,21 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
             archive_name = log.archive_name if log is not None else ""
         if archive_name:
             return ArchivedLines(task_id, archive_name, self.db)
-        return self.filter(task_id=task_id)
+        return self.filter(task_id=task_id).in_partition_of(task_id)
+
+    def in_partition_of(self, task_id: str):
+        """Only the partition that holds the task's lines, when the table is partitioned.
+
+        The key is read from the task's log when the queryset is built (one indexed lookup),
+        and named as a constant: PostgreSQL then plans the query on that one partition, as on
+        a plain table, instead of opening and planning every partition (1.5 ms a query, and
+        some 30 ms on a new connection, with 45 of them)."""
+        from .partitions import reads_partitions, task_days
+
+        if not reads_partitions(self.db):
+            return self
+        day = task_days(self.db, [task_id]).get(task_id)
+        return self if day is None else self.filter(task_day=day)
 
     def after(self, seq: int):
         return self.filter(seq__gt=seq)
@@ -319,12 +357,21 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
         return deleted
 
     def delete_in_batches(self, batch_size: int = 10_000) -> int:
-        """Delete these lines ``batch_size`` at a time, each batch in its own transaction."""
+        """Delete these lines ``batch_size`` at a time, each batch in its own transaction.
+
+        In a partitioned table each batch also names its partition keys, so that its delete
+        looks up its ids in those partitions only, not in every one."""
+        from .partitions import KEY_COLUMN, reads_partitions
+
+        columns = ("pk", KEY_COLUMN) if reads_partitions(self.db) else ("pk",)
         deleted = 0
         queryset = self.order_by()
         while True:
-            ids = list(queryset.values_list("pk", flat=True)[:batch_size])
-            if not ids:
+            rows = list(queryset.values_list(*columns)[:batch_size])
+            if not rows:
                 return deleted
+            batch = self.model.objects.using(self.db).filter(pk__in=[row[0] for row in rows])
+            if len(columns) > 1:
+                batch = batch.filter(task_day__in={row[1] for row in rows})
             with transaction.atomic(using=self.db):
-                deleted += self.model.objects.using(self.db).filter(pk__in=ids).delete()[0]
+                deleted += batch.delete()[0]

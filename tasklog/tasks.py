@@ -43,17 +43,26 @@ def drop_dead_connections() -> None:
 def prune_task_logs(batch_size: int = 10_000) -> dict:
     """Close runs whose worker died and tasks no worker took within CELERY_TASKLOG_QUEUE_TIMEOUT,
     archive finished logs (CELERY_TASKLOG_ARCHIVE), then delete logs older than
-    CELERY_TASKLOG_RETENTION_DAYS (and their archives).
+    CELERY_TASKLOG_RETENTION_DAYS (and their archives). With CELERY_TASKLOG_PARTITIONS, it
+    also creates the coming partitions and drops the expired ones whole.
 
     Run daily by django-celery-beat (see ``tasklog.schedule``); ``tasklog_prune`` does the same
     through ``tasklog.pruning``.
     """
     from .archive import archive_due
-    from .pruning import close_dead_runs, close_never_started, delete_expired
+    from .pruning import (
+        close_dead_runs,
+        close_never_started,
+        create_partitions_ahead,
+        delete_expired,
+        drop_expired_partitions,
+    )
 
     interrupted = close_dead_runs()
     never_started = close_never_started()
     archived = archive_due(batch_size=batch_size)
+    created = create_partitions_ahead()
+    dropped = drop_expired_partitions(settings.RETENTION_DAYS)
     logs, lines = delete_expired(settings.RETENTION_DAYS, batch_size)
     return {
         "interrupted": interrupted,
@@ -61,8 +70,10 @@ def prune_task_logs(batch_size: int = 10_000) -> dict:
         "archived_logs": archived.logs,
         "archived_lines": archived.lines,
         "archive_error": archived.error,
-        "logs": logs,
-        "lines": lines,
+        "logs": logs + sum(done.logs for done in dropped),
+        "lines": lines + sum(done.lines for done in dropped),
+        "partitions_created": created,
+        "partitions_dropped": [done.partition.name for done in dropped],
     }
 
 

@@ -125,6 +125,8 @@ def test_the_prune_task_deletes_expired_logs_and_closes_dead_runs():
         "archive_error": "",
         "logs": 1,
         "lines": 3,
+        "partitions_created": [],  # CELERY_TASKLOG_PARTITIONS is off
+        "partitions_dropped": [],
     }
     dead = TaskLog.objects.get(task_id="dead")
     assert (dead.interrupted, dead.finished is not None) == (True, True)

@@ -22,7 +22,7 @@ from django.db import (
 from django.db.models import F
 from django.utils import timezone
 
-from .. import push
+from .. import partitions, push
 from ..models import Stream, TaskLog, TaskLogLine
 from . import bulk
 from .context import bypass, logger
@@ -324,19 +324,21 @@ def insert_rows(rows: list, alias: str) -> None:
 
 def _copy_rows(raw_cursor, connection, rows: list) -> None:
     """One binary COPY: psycopg turns datetimes into binary far faster than into text, and the
-    server has no text to parse. Binary needs each column's exact type: the model's, per field."""
+    server has no text to parse. Binary needs each column's exact type: the model's, per field.
+    A partitioned table's rows also get their task's partition key (``tasklog.partitions``)."""
+    names, rows = partitions.keyed(connection.alias, LINE_COLUMNS, rows)
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(column) for column in LINE_COLUMNS)
+    columns = ", ".join(quote(column) for column in names)
     table = quote(TaskLogLine._meta.db_table)
     with raw_cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(_column_types(connection))
+        copy.set_types(_column_types(connection, names))
         for row in rows:
             copy.write_row(row)
 
 
-def _column_types(connection) -> list[str]:
+def _column_types(connection, names) -> list[str]:
     """``varchar``, ``integer``, ...: the database types of the line columns, without sizes."""
-    fields = [TaskLogLine._meta.get_field(column) for column in LINE_COLUMNS]
+    fields = [TaskLogLine._meta.get_field(column) for column in names]
     return [field.db_type(connection).split("(")[0] for field in fields]
 
 

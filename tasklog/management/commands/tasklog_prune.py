@@ -9,7 +9,12 @@ from tasklog import archive as archive_module
 from tasklog.conf import settings
 from tasklog.management.arguments import add_database_argument, batch_size, days
 from tasklog.models import TaskLog
-from tasklog.pruning import close_dead_runs, close_never_started
+from tasklog.pruning import (
+    close_dead_runs,
+    close_never_started,
+    create_partitions_ahead,
+    drop_expired_partitions,
+)
 
 
 class Command(BaseCommand):
@@ -41,12 +46,31 @@ class Command(BaseCommand):
             self.stdout.write("Retention is 0 days: logs are kept forever, nothing to delete.")
             return
         if days:
+            for dropped in self.prune_partitions(database, days, dry_run):
+                logs = logs.exclude(pk__in=self.logs_in(database, dropped.partition))
             logs = logs.expired(days)
         if dry_run:
             self.stdout.write("Would delete " + self.counts(*logs.count_with_lines()) + ".")
             return
         deleted = self.counts(*logs.delete_with_lines(batch_size))
         self.stdout.write(self.style.SUCCESS(f"Deleted {deleted}."))
+
+    def prune_partitions(self, database: str, days: int, dry_run: bool) -> list:
+        """Create the coming partitions, then drop the expired ones whole (partitions on)."""
+        if not dry_run:
+            for name in create_partitions_ahead(database):
+                self.stdout.write(f"Created partition {name}.")
+        verb = "Would drop" if dry_run else "Dropped"
+        dropped = drop_expired_partitions(days, database, dry_run=dry_run)
+        for done in dropped:
+            counts = self.counts(done.logs, done.lines)
+            self.stdout.write(f"{verb} partition {done.partition.name} ({counts}).")
+        return dropped
+
+    def logs_in(self, database: str, partition):
+        """The logs of a partition: counted with it, not again with the row-by-row delete."""
+        logs = TaskLog.objects.using(database)
+        return logs.first_recorded_between(partition.start, partition.end).values("pk")
 
     def close_dead_runs(self, database: str, dry_run: bool) -> None:
         closed = close_dead_runs(database, dry_run=dry_run)
