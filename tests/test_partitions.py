@@ -9,14 +9,16 @@ from io import StringIO
 
 import psycopg
 import pytest
+from django.core.files.storage import storages
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from tasklog import partitions
+from tasklog import archive, partitions
 from tasklog.models import TaskLog, TaskLogLine
 from tasklog.tasks import prune_task_logs
 from tests.rows import add_lines, make_log, many_lines
+from tests.test_archive import ALIAS, archiving, stored_objects
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.django_db]
 
@@ -277,3 +279,22 @@ def test_prune_creates_a_missing_partition_ahead_and_says_so(by_day):
 
     assert f"Created partition {third}.\n" in out
     assert third in [partition.name for partition in partitions.partitions("default")]
+
+
+def test_dropping_a_partition_deletes_the_archives_of_its_logs(by_day, settings, tmp_path):
+    """Retention by partition reaches archived logs too: their objects do not outlive them."""
+    storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(tmp_path / "archive")},
+    }
+    with archiving(storage):
+        settings.CELERY_TASKLOG_RETENTION_DAYS = 30
+        make_log("archived-old", rows=["x"] * 3, started=days_ago(40), finished=days_ago(40))
+        assert archive.archive_due().logs == 1
+        assert len(stored_objects(storages[ALIAS])) == 1
+
+        result = prune_task_logs.apply().get()
+
+        assert name(TODAY - timedelta(days=40)) in result["partitions_dropped"]
+        assert not TaskLog.objects.filter(task_id="archived-old").exists()
+        assert stored_objects(storages[ALIAS]) == []
