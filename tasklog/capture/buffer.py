@@ -13,13 +13,13 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
 
 from django.db import connections
 
 from ..conf import settings
 from ..models import Stream
 from . import storage
+from .cap import Cap
 from .context import bypass, health, logger
 from .flusher import is_storing as flusher_is_storing
 from .flusher import wake as _wake_flusher
@@ -28,40 +28,6 @@ from .lines import DBLogWriter, clean_text, storable_level
 BACKPRESSURE_TIMEOUT = 5.0
 REFUSALS_BEFORE_GIVING_UP = 3  # flushes in a row failing for a reason other than the connection
 YIELD_EVERY = 64  # lines between two chances for the flusher to take the GIL
-
-
-@dataclass(frozen=True)
-class KeptSeqs:
-    """The seqs the cap keeps: ``1..head`` and ``start..``; all of them when ``head`` is None."""
-
-    head: int | None = None
-    start: int = 0
-
-    def __contains__(self, seq: int) -> bool:
-        return self.head is None or seq <= self.head or seq >= self.start
-
-    def first_in(self, first: int, last: int) -> int | None:
-        if first in self:
-            return first
-        return max(first, self.start) if last >= self.start else None
-
-
-class Cap:
-    """``CELERY_TASKLOG_MAX_LINES``: keep the head and the tail, one marker for the middle."""
-
-    def __init__(self, max_lines: int):
-        self.max_lines = max_lines
-        self.head = max_lines // 2
-        self.tail = max(max_lines - self.head - 1, 0)
-
-    def kept_seqs(self, last_seq: int) -> KeptSeqs:
-        if not self.max_lines or last_seq <= self.max_lines:
-            return KeptSeqs()
-        return KeptSeqs(self.head, last_seq - self.tail + 1)
-
-    def discards(self, rel: int, newest_rel: int) -> bool:
-        """Whether a waiting line can never be stored, whatever seq the run starts at."""
-        return bool(self.max_lines) and self.head < rel < newest_rel - self.tail + 1
 
 
 class TaskCapture:
@@ -91,11 +57,9 @@ class TaskCapture:
         self.buffer_lines = max(settings.BUFFER_LINES, 1)
         self.max_line_length = settings.MAX_LINE_LENGTH
         self.cap = Cap(settings.MAX_LINES)
-        self.is_open = False
-        self.flushed_rel = 0
-        self.stored_lines: int | None = None  # TaskLog.lines after this run's last flush
+        self.position: storage.Position | None = None  # how far the run is stored; None: not open
         self.run_token = uuid.uuid4().hex  # marks the TaskLog this run opened
-        self.unconfirmed: storage.Batch | None = None  # the last flush, if it raised
+        self.unconfirmed: storage.Sent | None = None  # the last flush, if it raised
         self.closing = False
         self.closed = threading.Event()
         self.last_flush = time.monotonic()
@@ -223,6 +187,10 @@ class TaskCapture:
                     except Exception:
                         return
 
+    @property
+    def is_open(self) -> bool:
+        return self.position is not None
+
     def is_due(self, now: float) -> bool:
         if not self.is_open or self.closing or self._urgent or self._lost:
             return True
@@ -244,6 +212,7 @@ class TaskCapture:
                 last_rel=self._next_rel - 1,
                 trimmed=self._trimmed,
                 final=final,
+                unconfirmed=self.unconfirmed,
             )
             self._pending = deque()
             self._lost = []
@@ -272,13 +241,15 @@ class TaskCapture:
         """Open the run if needed and store what waits; False when the database failed."""
         with self._flush_lock, bypass():
             try:
-                if not self.is_open:
-                    storage.open_run(self, self.alias)
+                if self.position is None:
+                    self.position = storage.open_run(self.run_start(), self.alias)
                 batch = self.take_batch(final)
                 try:
-                    storage.store_batch(self, batch, self.alias)
+                    self.position = storage.store_batch(
+                        self.task_id, self.cap, self.position, batch, self.alias
+                    )
                 except BaseException:
-                    self.unconfirmed = batch
+                    self.unconfirmed = batch.sent()
                     self.give_back(batch)
                     raise
                 self.unconfirmed = None
@@ -356,12 +327,16 @@ class TaskCapture:
                 with bypass():
                     logger.exception("tasklog: could not finish the last line")
 
-    def opened(self, log) -> None:
-        self.is_open = True
-        self.flushed_rel = 0
-        self.stored_lines = log.lines
+    def run_start(self) -> storage.RunStart:
+        return storage.RunStart(
+            task_id=self.task_id,
+            token=self.run_token,
+            described={"task_name": self.task_name, "worker": self.worker, **self.origin},
+            attempt_marker=self.attempt_marker,
+        )
 
     def attempt_marker(self, attempt: int, previous_unfinished: bool) -> str:
+        """The marker line opening attempt ``attempt`` of the task (a retry, a redelivery)."""
         reason = f" ({self.attempt_reason})" if self.attempt_reason else ""
         previous = " The previous attempt did not finish." if previous_unfinished else ""
         where = f" on {self.worker}" if self.worker else ""
