@@ -13,10 +13,19 @@ import os
 import subprocess
 import sys
 
-BENCHMARKS = ("throughput", "latency", "biglogs", "search", "concurrency", "ingest", "publish")
+BENCHMARKS = (
+    "throughput",
+    "print_cost",
+    "latency",
+    "biglogs",
+    "search",
+    "concurrency",
+    "ingest",
+    "publish",
+)
 # COPY, generate_series, PostgreSQL's own database creation: these run on PostgreSQL only.
 POSTGRESQL_ONLY = frozenset(
-    ("throughput", "latency", "biglogs", "search", "concurrency", "publish")
+    ("throughput", "print_cost", "latency", "biglogs", "search", "concurrency", "publish")
 )
 
 
