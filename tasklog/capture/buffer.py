@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 
 from django.db import connections
 
@@ -25,9 +26,11 @@ from .flusher import is_storing as flusher_is_storing
 from .flusher import wake as _wake_flusher
 from .lines import DBLogWriter, clean_text, storable_level
 
+_now = time.time
 BACKPRESSURE_TIMEOUT = 5.0
 REFUSALS_BEFORE_GIVING_UP = 3  # flushes in a row failing for a reason other than the connection
-YIELD_EVERY = 64  # lines between two chances for the flusher to take the GIL
+RAW_ITEMS = 3  # a write's items in the queue of what was written: writer, text, time
+YIELD_EVERY = RAW_ITEMS * 128  # between two chances for the flusher to take the GIL
 
 
 class TaskCapture:
@@ -65,6 +68,12 @@ class TaskCapture:
         self.last_flush = time.monotonic()
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
+        self._raw: list = []  # (writer or None, text or line, unix time), as written
+        # Counted in writes, not lines (a print() is two writes): the flusher is woken at
+        # ``_raw_wake``, the task splits what waits itself at ``_raw_limit`` (a full buffer).
+        # A synchronous run splits at every write, to flush from the task's thread when due.
+        self._raw_wake = RAW_ITEMS * 2 * self.batch_size
+        self._raw_limit = 0 if synchronous else RAW_ITEMS * 2 * self.buffer_lines
         self._pending: deque = deque()
         self._oldest: float | None = None
         self._next_rel = 1
@@ -79,11 +88,39 @@ class TaskCapture:
 
     def writer(self, stream: str, source: str = "python") -> DBLogWriter:
         """The line splitter of a stream; each source (Python, a descriptor) has its own."""
-        key = (stream, source)
+        key = stream if source == "python" else (stream, source)
         writer = self._writers.get(key)
         if writer is None or writer.closed:
             writer = self._writers[key] = DBLogWriter(self, stream, self.max_line_length)
         return writer
+
+    def write(self, stream: str, text: str) -> int:
+        """``sys.stdout.write(text)`` (or stderr) inside the run: the hot path of a print()."""
+        writer = self._writers.get(stream)
+        if writer is None or writer.closed:
+            writer = self.writer(stream)
+        self.arrive(writer, text)
+        return len(text)
+
+    def arrive(self, writer: DBLogWriter | None, written) -> None:
+        """Queue what was written, as it is, with its time: the whole of a task's own work per
+        ``write()``. ``writer`` splits the text into lines later (``None`` for the end of its
+        stream); ``None`` as writer brings one complete line (``add_line``). Never raises into
+        the task.
+
+        One flat list of ``writer, written, time`` triples: ``extend`` adds a triple at once
+        (whatever other thread writes), and nothing is left for the garbage collector to
+        walk (a tuple per write would be, and costs about a microsecond a line)."""
+        raw = self._raw
+        raw.extend((writer, written, _now()))
+        count = len(raw)
+        if count >= self._raw_limit or count == self._raw_wake or self._oldest is None:
+            self._after_arrival(count)
+        elif not count % YIELD_EVERY and flusher_is_storing():
+            # A task printing flat out holds the GIL; the flusher, back from each socket
+            # write, would wait a whole switch interval (5 ms) to get it again. Letting it
+            # run now and then keeps the pipeline to the database full.
+            time.sleep(0)
 
     def add_line(
         self,
@@ -93,45 +130,71 @@ class TaskCapture:
         logger_name: str = "",
         extra: dict | None = None,
     ) -> None:
-        """Number a complete line and queue it; never raises into the task.
+        """Queue a complete line (a logging record, a marker); never raises into the task.
 
         What no column could hold is made safe here, for every source: NUL and lone
-        surrogates in the text, a level outside the column's range. ``logger_name`` and
-        ``extra`` (already JSON-safe, see ``records``) come with logging records only."""
-        line_time = time.time()
-        message = clean_text(message)
-        level = storable_level(level)
+        surrogates in the text (written text is cleaned when it is split), a level outside the
+        column's range. ``logger_name`` and ``extra`` (already JSON-safe, see ``records``)
+        come with logging records only."""
+        line = (stream, storable_level(level), clean_text(message), logger_name, extra)
+        self.arrive(None, line)
+
+    def _after_arrival(self, count: int) -> None:
+        """The rarer work after a write: the first line of a batch, a batch's worth waiting,
+        a full buffer, a synchronous run, a sealed run."""
         dropped = []
         flush_now = False
         with self._lock:
-            if self._sealed:
-                dropped.append((stream, message))
-            else:
-                rel = self._next_rel
-                self._next_rel += 1
-                self._pending.append((rel, line_time, stream, level, message, logger_name, extra))
-                if self._oldest is None:
-                    self._oldest = time.monotonic()
-                    if not self.synchronous:
-                        _wake_flusher()  # an idle flusher sleeps up to IDLE_WAIT: time this line
-                if self.cap.max_lines:
-                    self._trim_to_cap(rel)
+            if self._oldest is None:
+                self._oldest = time.monotonic()
+                if not self.synchronous:
+                    _wake_flusher()  # an idle flusher sleeps up to IDLE_WAIT: time this write
+            if count >= self._raw_limit:
+                self._wait_for_room()
+                dropped = self._digest()
                 waiting = len(self._pending)
                 if self.synchronous:
                     flush_now = waiting >= self.batch_size or self._interval_passed()
-                elif waiting == self.batch_size:
-                    _wake_flusher()
                 if waiting >= self.buffer_lines:
-                    dropped = self._make_room()
+                    dropped += self._drop_oldest(keep=self.buffer_lines - 1)
+            elif count == self._raw_wake:
+                _wake_flusher()
         if flush_now:
             self.flush()
         if dropped:
             self._echo(dropped)
-        if self._next_rel % YIELD_EVERY == 0 and flusher_is_storing():
-            # A task printing flat out holds the GIL; the flusher, back from each socket
-            # write, would wait a whole switch interval (5 ms) to get it again. Letting it
-            # run now and then keeps the pipeline to the database full.
-            time.sleep(0)
+
+    def _digest(self) -> list:
+        """With the lock held: split and number what was written so far, in the order it was
+        written. Returns the lines of a sealed run as ``(stream, message)`` (to echo)."""
+        raw = self._raw
+        taken = raw[: len(raw)]
+        del raw[: len(taken)]  # a write arriving meanwhile is appended after these
+        writers, written, times = taken[0::3], taken[1::3], taken[2::3]
+        lines = []  # (unix_time, stream, level, message, logger, extra)
+        for writer, start, end in _runs(writers):
+            if writer is None:
+                lines += [
+                    (moment, *line)
+                    for line, moment in zip(written[start:end], times[start:end], strict=True)
+                ]
+            else:
+                stream = writer.stream
+                found_times, found = writer.split(written[start:end], times[start:end])
+                lines += [
+                    (moment, stream, None, text, "", None)
+                    for moment, text in zip(found_times, found, strict=True)
+                ]
+        if self._sealed:
+            return [(line[1], line[3]) for line in lines]
+        first = self._next_rel
+        self._next_rel += len(lines)
+        self._pending.extend(
+            (rel, *line) for rel, line in zip(range(first, self._next_rel), lines, strict=True)
+        )
+        if self.cap.max_lines and lines:
+            self._trim_to_cap(self._next_rel - 1)
+        return []
 
     def _interval_passed(self) -> bool:
         return self._oldest is not None and (time.monotonic() - self._oldest >= self.flush_interval)
@@ -142,17 +205,22 @@ class TaskCapture:
             pending.popleft()
             self._trimmed += 1
 
-    def _make_room(self) -> list:
-        """Called with the lock held and the buffer full: wait for the flusher, else drop."""
-        if not self.synchronous and health.healthy:
-            _wake_flusher()
-            deadline = time.monotonic() + BACKPRESSURE_TIMEOUT
-            while len(self._pending) >= self.buffer_lines and health.healthy:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._room.wait(remaining)
-        return self._drop_oldest(keep=self.buffer_lines - 1)
+    def _wait_for_room(self) -> None:
+        """Called with the lock held and the buffer full: wait for the flusher (backpressure),
+        up to ``BACKPRESSURE_TIMEOUT``, while the database is healthy. What is still too much
+        then is dropped, oldest first."""
+        if self.synchronous or self._sealed or not health.healthy:
+            return
+        _wake_flusher()
+        deadline = time.monotonic() + BACKPRESSURE_TIMEOUT
+        while self._is_full() and health.healthy:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._room.wait(remaining)
+
+    def _is_full(self) -> bool:
+        return len(self._raw) >= self._raw_limit or len(self._pending) >= self.buffer_lines
 
     def _drop_oldest(self, keep: int) -> list:
         """With the lock held: drop the oldest waiting lines down to ``keep``; they are noted as
@@ -195,7 +263,7 @@ class TaskCapture:
         if not self.is_open or self.closing or self._urgent or self._lost:
             return True
         oldest = self._oldest  # read once: the task's thread may be appending right now
-        if len(self._pending) >= self.batch_size:
+        if len(self._pending) >= self.batch_size or len(self._raw) >= self._raw_wake:
             return True
         return oldest is not None and now - oldest >= self.flush_interval
 
@@ -206,6 +274,7 @@ class TaskCapture:
 
     def take_batch(self, final: bool) -> storage.Batch:
         with self._lock:
+            self._digest()
             batch = storage.Batch(
                 lines=self._pending,
                 lost=self._lost,
@@ -316,6 +385,7 @@ class TaskCapture:
     def seal(self) -> None:
         with self._lock:
             self._sealed = True
+            self._raw_limit = 0  # every later write takes the way that echoes it
         self.closed.set()
 
     def close_writers(self) -> None:
@@ -326,6 +396,7 @@ class TaskCapture:
             except Exception:
                 with bypass():
                     logger.exception("tasklog: could not finish the last line")
+        self._writers.clear()
 
     def run_start(self) -> storage.RunStart:
         return storage.RunStart(
@@ -345,13 +416,26 @@ class TaskCapture:
     def discard_unstored(self) -> int:
         """Give up on what is still waiting (the run is over and the database is away)."""
         with self._lock:
-            lines = [(line[2], line[4]) for line in self._pending]
+            lines = self._digest() + [(line[2], line[4]) for line in self._pending]
             count = len(lines)
             self._pending.clear()
             self._sealed = True
+            self._raw_limit = 0
         self._echo(lines)
         self.closed.set()
         return count
+
+
+def _runs(writers: list) -> Iterator[tuple]:
+    """``(writer, start, end)`` of each run of consecutive writes by the same writer."""
+    if writers and writers.count(writers[0]) == len(writers):  # the usual case: one stream
+        yield writers[0], 0, len(writers)
+        return
+    start = 0
+    for end in range(1, len(writers) + 1):
+        if end == len(writers) or writers[end] is not writers[start]:
+            yield writers[start], start, end
+            start = end
 
 
 def _discard_connection(alias: str) -> None:
