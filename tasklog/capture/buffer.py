@@ -9,6 +9,7 @@ healthy, and the oldest lines are dropped (counted, echoed, marked) while it is 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 import uuid
@@ -171,27 +172,27 @@ class TaskCapture:
         taken = raw[: len(raw)]
         del raw[: len(taken)]  # a write arriving meanwhile is appended after these
         writers, written, times = taken[0::3], taken[1::3], taken[2::3]
-        lines = []  # (unix_time, stream, level, message, logger, extra)
+        lines = []  # (rel, unix_time, stream, level, message, logger, extra)
         for writer, start, end in _runs(writers):
+            rels = itertools.count(self._next_rel + len(lines))  # zip stops at the lines' end
             if writer is None:
                 lines += [
-                    (moment, *line)
-                    for line, moment in zip(written[start:end], times[start:end], strict=True)
+                    (rel, moment, *line)
+                    for rel, line, moment in zip(
+                        rels, written[start:end], times[start:end], strict=False
+                    )
                 ]
             else:
                 stream = writer.stream
-                found_times, found = writer.split(written[start:end], times[start:end])
+                ends, found = writer.split(written[start:end], times[start:end])
                 lines += [
-                    (moment, stream, None, text, "", None)
-                    for moment, text in zip(found_times, found, strict=True)
+                    (rel, moment, stream, None, text, "", None)
+                    for rel, moment, text in zip(rels, ends, found, strict=False)
                 ]
         if self._sealed:
-            return [(line[1], line[3]) for line in lines]
-        first = self._next_rel
+            return [(line[2], line[4]) for line in lines]
         self._next_rel += len(lines)
-        self._pending.extend(
-            (rel, *line) for rel, line in zip(range(first, self._next_rel), lines, strict=True)
-        )
+        self._pending += lines
         if self.cap.max_lines and lines:
             self._trim_to_cap(self._next_rel - 1)
         return []

@@ -164,10 +164,15 @@ def batch_rows(task_id: str, cap: Cap, base: int, kept: KeptSeqs, batch: Batch) 
     moment = datetime.fromtimestamp
     markers = []  # (seq, moment, stream, level, message, logger, extra)
     not_kept = 0
+    if kept.head is None and not batch.lost:  # the usual batch: every line, nothing else
+        return [
+            (task_id, base + rel, moment(when, UTC), stream, level, message, logger_name, extra)
+            for rel, when, stream, level, message, logger_name, extra in batch.lines
+        ], 0
     if kept.head is None:
         lines = [
-            (base + rel, moment(unix_time, UTC), stream, level, message, logger_name, extra)
-            for rel, unix_time, stream, level, message, logger_name, extra in batch.lines
+            (base + rel, moment(when, UTC), stream, level, message, logger_name, extra)
+            for rel, when, stream, level, message, logger_name, extra in batch.lines
         ]
     else:
         markers.append(marker(*cap.middle_marker(kept.start), now))
