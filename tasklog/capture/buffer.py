@@ -101,7 +101,17 @@ class TaskCapture:
         if writer is None or writer.closed:
             writer = self.writer(stream)
         self.arrive(writer, text)
+        if len(text) > self.max_line_length:
+            self.split_now()
         return len(text)
+
+    def split_now(self) -> None:
+        """Split what waits at once: a write longer than a line may be is cut now, so that the
+        queue never holds more than ``BUFFER_LINES`` lines of ``MAX_LINE_LENGTH``."""
+        with self._lock:
+            dropped = self._digest()
+        if dropped:
+            self._echo(dropped)
 
     def arrive(self, writer: DBLogWriter | None, written) -> None:
         """Queue what was written, as it is, with its time: the whole of a task's own work per

@@ -64,7 +64,7 @@ class DBLogWriter(io.TextIOBase):
 
     def __init__(self, capture, stream: str, max_line_length: int):
         super().__init__()
-        self._arrive = capture.arrive
+        self._capture = capture
         self.stream = stream
         self._max_line_length = max_line_length
         self._parts: list[str] = []
@@ -92,7 +92,9 @@ class DBLogWriter(io.TextIOBase):
     def write(self, text) -> int:
         if not isinstance(text, str):
             return self.write_bytes(text)
-        self._arrive(self, text)
+        self._capture.arrive(self, text)
+        if len(text) > self._max_line_length:
+            self._capture.split_now()
         return len(text)
 
     def write_bytes(self, data) -> int:
@@ -109,7 +111,7 @@ class DBLogWriter(io.TextIOBase):
         tail = self._decoder.decode(b"", final=True)
         if tail:
             self.write(tail)
-        self._arrive(self, None)
+        self._capture.arrive(self, None)
         super().close()
 
     def split(self, texts: list, times: list) -> tuple[list[float], list[str]]:
