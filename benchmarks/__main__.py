@@ -15,6 +15,7 @@ import sys
 
 BENCHMARKS = (
     "throughput",
+    "print_cost",
     "latency",
     "biglogs",
     "search",

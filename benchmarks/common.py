@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import os
 import socket
 import statistics
@@ -21,6 +22,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,6 +31,9 @@ BENCH_REDIS_DB = "7"
 READY_TIMEOUT = 30.0
 LOG_DIR = Path(tempfile.gettempdir()) / "tasklog-bench"
 POSTGRESQL = ("postgres://", "postgresql://")  # most benchmarks; ``ingest`` takes any database
+LINES_TABLE = "tasklog_tasklogline"
+COPY_COLUMNS = "task_id, seq, timestamp, stream, level, message"
+COPY_COLUMN_TYPES = ["varchar", "integer", "timestamptz", "varchar", "smallint", "text"]
 
 
 def parse_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
@@ -156,6 +161,60 @@ def raw_connection():
 
         return psycopg.connect(os.environ["DATABASE_URL"])
     return connection.get_new_connection(connection.get_connection_params())
+
+
+def line_rows(count: int) -> list[tuple]:
+    """The rows the capture stores for ``print_lines(count)`` of a new task, made up front."""
+    from benchmarks.workloads import printed_lines
+
+    task_id = f"bench-{uuid.uuid4()}"
+    start = datetime.now(tz=UTC)
+    return [
+        (task_id, seq, start + timedelta(microseconds=seq), "stdout", None, message)
+        for seq, message in enumerate(printed_lines(count), start=1)
+    ]
+
+
+def copy_rows(rows: list[tuple], table: str = LINES_TABLE, binary: bool = True) -> float:
+    """Seconds for one COPY of ``rows`` into ``table`` on a connection of its own, commit
+    included: the database's ingest limit, which the capture's figures are measured against."""
+    statement = f"COPY {table} ({COPY_COLUMNS}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")
+    with raw_connection() as connection:
+        start = time.perf_counter()
+        with connection.cursor().copy(statement) as copy:
+            if binary:
+                copy.set_types(COPY_COLUMN_TYPES)
+            for row in rows:
+                copy.write_row(row)
+        connection.commit()
+        return time.perf_counter() - start
+
+
+def parallel_copies(streams: int, count: int) -> float:
+    """Rows/s of ``streams`` processes each running one binary COPY of ``count`` rows at once
+    (rows made before a common start): the ingest limit for as many writers."""
+    context = multiprocessing.get_context("fork")
+    ready = context.Barrier(streams)
+    spans = context.Queue()
+    processes = [
+        context.Process(target=_copy_when_all_ready, args=(count, ready, spans))
+        for _ in range(streams)
+    ]
+    for process in processes:
+        process.start()
+    times = [spans.get(timeout=600) for _ in processes]
+    for process in processes:
+        process.join()
+    seconds = max(end for _start, end in times) - min(start for start, _end in times)
+    return streams * count / seconds
+
+
+def _copy_when_all_ready(count: int, ready, spans) -> None:
+    rows = line_rows(count)
+    ready.wait()
+    start = time.monotonic()
+    copy_rows(rows)
+    spans.put((start, time.monotonic()))
 
 
 def timed(function: Callable[[], object]) -> float:

@@ -1,7 +1,8 @@
 """Concurrency: 4 worker processes with 8 threads each (``-P threads -c 8``), 32 tasks each printing
 numbered lines as fast as it can for 30 s: lines stored per second in total, the flush latency
 (a line's timestamp to the moment its row is visible to another connection), and a count proving
-no line was lost: every task's seqs are exactly 1..n for the n lines it printed.
+no line was lost: every task's seqs are exactly 1..n for the n lines it printed; and, as the
+ingest limit for as many writers, 4 processes each running one raw binary COPY at the same time.
 
     python -m benchmarks.concurrency [--quick]
 
@@ -22,6 +23,7 @@ from benchmarks import common
 WORKERS = 4
 THREADS = 8
 SECONDS = {"full": 30.0, "quick": 1.0}
+COPY_ROWS = {"full": 200_000, "quick": 5_000}  # per stream, for the parallel raw COPY
 POLL = 0.05
 SAMPLE_EVERY = 10  # seqs whose latency is computed: every tenth line of every task
 
@@ -110,6 +112,7 @@ def measure(size: str) -> tuple[list[list], dict]:
         time.sleep(2 * POLL)
         poller.stopping.set()
         poller.join()
+    copies = common.parallel_copies(WORKERS, COPY_ROWS[size])
     logs = TaskLog.objects.filter(task_id__in=printed)
     first = min(log.started for log in logs)
     spread = (max(log.started for log in logs) - first).total_seconds()
@@ -126,6 +129,11 @@ def measure(size: str) -> tuple[list[list], dict]:
         ["lines stored per second, total", total / elapsed],
         ["flush latency p50 / p95 / max, s", " / ".join(str(value) for value in latency.values())],
         ["lines lost", lost],
+        [f"{WORKERS} parallel raw binary COPY streams, rows/s in total", copies],
+        [
+            f"capture / {WORKERS} parallel raw COPY streams (target >= 0.8)",
+            total / elapsed / copies,
+        ],
     ]
     figures = {
         "size": size,
@@ -137,6 +145,8 @@ def measure(size: str) -> tuple[list[list], dict]:
         "start_spread_s": round(spread, 3),
         "flush_latency_s": latency,
         "lost": lost,
+        "parallel_copy_rows_per_s": round(copies),
+        "capture_vs_parallel_copy": round(total / elapsed / copies, 3),
     }
     return rows, figures
 

@@ -18,7 +18,7 @@ import sys
 import time
 
 from benchmarks import common
-from benchmarks.throughput import capture_in_process, capture_in_worker, line_rows, naive_writes
+from benchmarks.throughput import capture_in_process, capture_in_worker, naive_writes
 
 LINES = {"full": 200_000, "quick": 5_000}
 NAIVE_LINES = {"full": 3_000, "quick": 300}
@@ -45,7 +45,7 @@ def raw_executemany(count: int) -> float:
 
     rows = [
         (task_id, seq, moment.replace(tzinfo=None).isoformat(" "), stream, level, message)
-        for task_id, seq, moment, stream, level, message in line_rows(count)
+        for task_id, seq, moment, stream, level, message in common.line_rows(count)
     ]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(column) for column in ("task_id", "seq", "timestamp"))

@@ -16,7 +16,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 from benchmarks import common
 from benchmarks.workloads import print_lines, printed_lines
@@ -28,10 +27,7 @@ TIMED_PRINT_PAUSE = 0.001
 REPEAT = {"full": 5, "quick": 1}
 WORKER_TIMEOUT = 300.0
 
-LINES_TABLE = "tasklog_tasklogline"
 COPY_FORMATS = {"text": False, "binary": True}  # the ingest limit is the faster of the two
-COLUMNS = "task_id, seq, timestamp, stream, level, message"
-COLUMN_TYPES = ["varchar", "integer", "timestamptz", "varchar", "smallint", "text"]
 UNIQUE_TASK_SEQ = "CREATE UNIQUE INDEX ON {table} (task_id, seq)"
 INDEX_VARIANTS = {
     "as the model: unique (task_id, seq) + btree (timestamp)": [
@@ -118,29 +114,9 @@ def naive_writes(count: int) -> float:
     return common.timed(write)
 
 
-def line_rows(count: int) -> list[tuple]:
-    """The rows the capture stores for ``print_lines(count)``, made up front."""
-    task_id = new_task_id()
-    start = datetime.now(tz=UTC)
-    return [
-        (task_id, seq, start + timedelta(microseconds=seq), "stdout", None, message)
-        for seq, message in enumerate(printed_lines(count), start=1)
-    ]
-
-
-def raw_copy(count: int, table: str = LINES_TABLE, binary: bool = False) -> float:
+def raw_copy(count: int, table: str = common.LINES_TABLE, binary: bool = False) -> float:
     """Seconds for one COPY of ``count`` prepared rows into ``table``, commit included."""
-    rows = line_rows(count)
-    statement = f"COPY {table} ({COLUMNS}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")
-    with common.raw_connection() as connection:
-        start = time.perf_counter()
-        with connection.cursor().copy(statement) as copy:
-            if binary:
-                copy.set_types(COLUMN_TYPES)
-            for row in rows:
-                copy.write_row(row)
-        connection.commit()
-        return time.perf_counter() - start
+    return common.copy_rows(common.line_rows(count), table, binary)
 
 
 def index_cost(count: int, repeat: int) -> dict[str, float]:
@@ -163,7 +139,8 @@ def scratch_lines_table(index_statements: list[str]) -> Iterator[str]:
     with common.raw_connection() as connection:
         connection.execute(f"DROP TABLE IF EXISTS {table}")
         connection.execute(
-            f"CREATE TABLE {table} (LIKE {LINES_TABLE} INCLUDING DEFAULTS INCLUDING IDENTITY)"
+            f"CREATE TABLE {table} (LIKE {common.LINES_TABLE}"
+            " INCLUDING DEFAULTS INCLUDING IDENTITY)"
         )
         connection.execute(f"ALTER TABLE {table} ADD PRIMARY KEY (id)")
         for statement in index_statements:
@@ -240,6 +217,11 @@ def table_and_figures(per_second, plain, captured, indexes, size) -> tuple[list[
     rows.append([])
     rows += [[f"COPY, {name}", rate, None, None, rate / copy] for name, rate in indexes.items()]
     worker = per_second["celery-tasklog, worker process"]
+    binary_copy = per_second["raw COPY (binary) into the lines table"]
+    rows.append([])
+    rows.append(["in process / raw binary COPY (target >= 0.9)", capture / binary_copy])
+    rows.append(["worker / raw binary COPY (target >= 0.85)", worker / binary_copy])
+    rows.append(["slowdown of a task printing a line per ms, % (< 1)", 100 * extra / plain])
     figures = {
         "size": size,
         "lines": LINES[size],
@@ -251,7 +233,9 @@ def table_and_figures(per_second, plain, captured, indexes, size) -> tuple[list[
         "capture_vs_devnull": round(capture / per_second["print to /dev/null"], 3),
         "capture_vs_file": round(capture / per_second["print to a local file"], 3),
         "timed_prints_extra_ms": round(extra * 1000, 1),
-        "timed_prints_extra_pct": round(100 * extra / plain, 1),
+        "timed_prints_extra_pct": round(100 * extra / plain, 2),
+        "in_process_vs_binary_copy": round(capture / binary_copy, 3),
+        "worker_vs_binary_copy": round(worker / binary_copy, 3),
         "copy_rows_per_s_by_indexes": {variant: round(rate) for variant, rate in indexes.items()},
     }
     return rows, figures

@@ -14,11 +14,12 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from django.conf import settings as django_settings
 
 PREFIX = "CELERY_TASKLOG_"
+T = TypeVar("T")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -299,8 +300,53 @@ OPTIONS: dict[str, Option] = {
 }
 
 
+class Setting(Generic[T]):
+    """One typed property of ``Settings``: the option of the attribute's name, parsed on every
+    access (so ``override_settings`` and the environment are seen at once)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        if name not in OPTIONS:
+            raise TypeError(f"Settings.{name} names no option in OPTIONS")
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Setting[T]: ...
+
+    @overload
+    def __get__(self, instance: Settings, owner: type) -> T: ...
+
+    def __get__(self, instance: Settings | None, owner: type) -> Setting[T] | T:
+        if instance is None:
+            return self
+        return instance.value(self.name)
+
+
 class Settings:
-    """Typed access to the ``CELERY_TASKLOG_*`` settings, each read on every access."""
+    """Typed access to the ``CELERY_TASKLOG_*`` settings, each read on every access.
+
+    A new option: its entry in ``OPTIONS`` and one line here, ``NAME: Setting[type] = Setting()``.
+    """
+
+    ENABLED: Setting[bool] = Setting()
+    ALL_TASKS: Setting[bool] = Setting()
+    CAPTURE_LOGGING: Setting[bool] = Setting()
+    CAPTURE_FD: Setting[bool] = Setting()
+    BATCH_SIZE: Setting[int] = Setting()
+    FLUSH_INTERVAL: Setting[float] = Setting()
+    BUFFER_LINES: Setting[int] = Setting()
+    MAX_LINES: Setting[int] = Setting()
+    MAX_LINE_LENGTH: Setting[int] = Setting()
+    RETENTION_DAYS: Setting[int] = Setting()
+    PRUNE_SCHEDULE: Setting[str | None] = Setting()
+    STALE_AFTER: Setting[int] = Setting()
+    RECORD_QUEUED: Setting[bool] = Setting()
+    QUEUE_TIMEOUT: Setting[int] = Setting()
+    DATABASE: Setting[str] = Setting()
+    ACCESS: Setting[str] = Setting()
+    SHARE_MAX_AGE: Setting[int] = Setting()
+    ARCHIVE: Setting[ArchiveSetting | None] = Setting()
+    PUSH: Setting[bool | None] = Setting()
+    PARTITIONS: Setting[str | None] = Setting()
 
     def raw(self, name: str) -> tuple[Any, str]:
         """The unparsed value of a setting and where it came from."""
@@ -322,11 +368,6 @@ class Settings:
             return self.parsed(name)
         except SettingError:
             return OPTIONS[name].parse(OPTIONS[name].default)
-
-    def __getattr__(self, name: str) -> Any:
-        if name in OPTIONS:
-            return self.value(name)
-        raise AttributeError(name)
 
 
 settings = Settings()

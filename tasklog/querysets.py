@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db import connections, models, transaction
+from django.db import IntegrityError, connections, models, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .conf import settings
@@ -144,6 +145,98 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
                 )
             closed += len(logs)
             last_pk = logs[-1].pk
+
+    def fitted(self, values: dict) -> dict:
+        """``TaskLog`` field values cut to their columns' lengths: a long worker name or origin
+        must not make the database refuse the run."""
+        fields = {name: self.model._meta.get_field(name) for name in values}
+        return {
+            name: value[: fields[name].max_length]
+            if isinstance(value, str) and fields[name].max_length
+            else value
+            for name, value in values.items()
+        }
+
+    def open_run(
+        self,
+        task_id: str,
+        token: str,
+        described: dict,
+        attempt_marker: Callable[[int, bool], str],
+    ) -> int:
+        """Create the log of ``task_id``, start the row recorded when it was queued (attempt 1),
+        or start a further attempt of a started one with the marker line
+        ``attempt_marker(attempt, previous_unfinished)``. ``token`` marks the run: opening again
+        with the same token (a retried open that had committed) changes nothing. Returns the
+        log's ``lines`` once opened."""
+        from .models import Stream, TaskLogLine
+
+        now = timezone.now()
+        described = self.fitted(described)
+        with transaction.atomic(using=self.db):
+            log, created = self.select_for_update().get_or_create(
+                task_id=task_id,
+                defaults={"started": now, "last_seen": now, "flush_token": token, **described},
+            )
+            if not created and log.started is None:  # queued: this is its first start, attempt 1
+                log.started = log.last_seen = now
+                log.finished = None
+                log.interrupted = False
+                log.flush_token = token
+                for name, value in described.items():
+                    setattr(log, name, value or getattr(log, name))
+                log.save()
+            elif not created and log.flush_token != token:  # else: our own retried open
+                previous_unfinished = log.finished is None
+                log.attempts += 1
+                log.finished = None
+                log.interrupted = False
+                log.last_seen = now
+                log.worker = described.pop("worker", "") or log.worker
+                for name, value in described.items():
+                    setattr(log, name, getattr(log, name) or value)
+                log.lines += 1
+                log.flush_token = token
+                TaskLogLine.objects.using(self.db).create(
+                    task_id=task_id,
+                    seq=log.lines,
+                    timestamp=now,
+                    stream=Stream.MARKER,
+                    message=attempt_marker(log.attempts, previous_unfinished),
+                )
+                log.save()
+        return log.lines
+
+    def locked_counter(self, task_id: str) -> tuple[int, str]:
+        """``(lines, flush_token)`` of the log, its row locked until the transaction ends."""
+        return self.select_for_update().values_list("lines", "flush_token").get(task_id=task_id)
+
+    def claim_numbers(
+        self,
+        task_id: str,
+        stored_lines: int,
+        last_seq: int,
+        token: str,
+        *,
+        truncated: bool,
+        final: bool,
+    ) -> bool:
+        """Move ``lines`` on to ``last_seq`` if it still is ``stored_lines``; the row stays
+        locked until the transaction ends, so the numbers in between are the caller's.
+        False when another writer moved it first."""
+        changes = {"lines": last_seq, "last_seen": timezone.now(), "flush_token": token}
+        if truncated:
+            changes["truncated"] = True
+        if final:
+            changes["finished"] = changes["last_seen"]
+        return bool(self.filter(task_id=task_id, lines=stored_lines).update(**changes))
+
+    def count_dropped(self, task_id: str, count: int) -> None:
+        self.filter(task_id=task_id).update(dropped=F("dropped") + count)
+
+    def touch(self, task_id: str) -> None:
+        """Say the run is alive, so that a sweep does not take a quiet task for a dead one."""
+        self.filter(task_id=task_id, finished__isnull=True).update(last_seen=timezone.now())
 
     def count_with_lines(self) -> tuple[int, int]:
         """``(logs, lines)`` that ``delete_with_lines`` would delete, counted in the database."""
@@ -355,6 +448,60 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
             with transaction.atomic(using=self.db):
                 deleted += lines.delete()[0]
         return deleted
+
+    def delete_middle(self, task_id: str, head: int, window_start: int) -> int:
+        """Delete the lines of ``task_id`` after ``head`` and before ``window_start`` (what a
+        line cap no longer keeps); returns how many task lines (not markers) went."""
+        from .models import Stream
+
+        middle = self.for_task(task_id).filter(seq__gt=head, seq__lt=window_start)
+        deleted_lines = middle.exclude(stream=Stream.MARKER).delete()[0]
+        middle.delete()
+        return deleted_lines
+
+    def insert_rows(self, rows: list, columns: tuple[str, ...]) -> None:
+        """Insert line rows (tuples in ``columns`` order) in one statement: a binary COPY on
+        PostgreSQL with psycopg 3 (the fastest ingest), the driver's ``executemany`` on SQLite
+        and MySQL (``capture.bulk``), ``bulk_create`` elsewhere. A row stored already (a
+        retried flush) is skipped."""
+        from .capture import bulk
+
+        if not rows:
+            return
+        connection = connections[self.db]
+        if connection.vendor in bulk.INSERTS:
+            return bulk.INSERTS[connection.vendor](connection, rows)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                raw = cursor.cursor
+                if hasattr(raw, "copy"):
+                    try:
+                        with transaction.atomic(using=self.db), connection.wrap_database_errors:
+                            self._copy_rows(raw, connection, rows, columns)
+                        return
+                    except IntegrityError:
+                        pass  # a row is stored already (a retried flush): insert the rest below.
+        self.bulk_create(
+            [self.model(**dict(zip(columns, row, strict=True))) for row in rows],
+            batch_size=2000,
+            ignore_conflicts=True,
+        )
+
+    def _copy_rows(self, raw_cursor, connection, rows: list, columns: tuple[str, ...]) -> None:
+        """One binary COPY: psycopg turns datetimes into binary far faster than into text, and
+        the server has no text to parse. Binary needs each column's exact type: the model's.
+        A partitioned table's rows also get their task's partition key (``tasklog.partitions``)."""
+        from .partitions import keyed
+
+        columns, rows = keyed(self.db, columns, rows)
+        quote = connection.ops.quote_name
+        fields = [self.model._meta.get_field(column) for column in columns]
+        names = ", ".join(quote(field.column) for field in fields)
+        table = quote(self.model._meta.db_table)
+        with raw_cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types([field.db_type(connection).split("(")[0] for field in fields])
+            for row in rows:
+                copy.write_row(row)
 
     def delete_in_batches(self, batch_size: int = 10_000) -> int:
         """Delete these lines ``batch_size`` at a time, each batch in its own transaction.

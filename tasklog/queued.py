@@ -29,7 +29,7 @@ from django.db import DatabaseError, connections, transaction
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
-from .capture.storage import fitted, is_unreachable
+from .capture.storage import is_unreachable
 from .conf import settings
 from .models import TaskLog
 from .origin import ORIGIN_HEADER, origin_fields, origin_for_publish
@@ -77,7 +77,7 @@ def queued_row(headers: dict, routing_key: str | None, exchange: str | None) -> 
         "queue": str(routing_key or exchange or ""),
         **origin_fields(headers.get(ORIGIN_HEADER) or origin_for_publish()),
     }
-    return TaskLog(**fitted(fields))
+    return TaskLog(**TaskLog.objects.fitted(fields))
 
 
 def insert_queued(row: TaskLog, alias: str) -> None:

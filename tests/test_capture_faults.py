@@ -106,10 +106,11 @@ def unacknowledged_once(monkeypatch, name):
     calls = []
 
     def commit_then_fail(*args):
-        real(*args)
+        result = real(*args)
         if not calls:
             calls.append(name)
             raise OperationalError("server closed the connection unexpectedly")
+        return result
 
     monkeypatch.setattr(storage, name, commit_then_fail)
     return calls

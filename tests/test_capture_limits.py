@@ -85,6 +85,21 @@ def test_a_50_mb_line_without_newline_keeps_memory_bounded():
     assert messages("huge-line") == ["y" * 10_000 + " [… 49,990,000 characters cut]"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_50_mb_line_written_in_the_background_keeps_memory_bounded_too():
+    """Without a flusher to wait for, the queue of what was written must not hold the chunks."""
+    with capture_output("huge-line-background") as run:
+        tracemalloc.start()
+        for _ in range(50):
+            sys.stdout.write("y" * 1_000_000)  # a new string each time: nothing else holds it
+        _current, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert run.closed.wait(10)
+
+    assert peak < 3_000_000, "the queue must not keep the whole line"
+    assert messages("huge-line-background") == ["y" * 10_000 + " [… 49,990,000 characters cut]"]
+
+
 def test_long_logging_records_are_cut_too(settings):
     import logging
 

@@ -139,3 +139,47 @@ def test_unicode_is_kept():
         print("ünïcødé ✓ 日本語 🎉")
 
     assert messages("lines-task") == ["ünïcødé ✓ 日本語 🎉"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_flusher_splits_a_backlog_of_writes_as_the_task_wrote_them(settings):
+    """In the background a whole backlog of writes is split at once: lines spanning writes,
+    several lines in one write, over-long lines, redraws, records between prints, and each
+    line's time being that of the write that ended it."""
+    import logging
+    import time
+
+    settings.CELERY_TASKLOG_MAX_LINE_LENGTH = 10
+    with capture_output("backlog") as run:
+        sys.stdout.write("sp")
+        sys.stdout.write("lit\n")
+        sys.stdout.write("two\nlines\n")
+        sys.stdout.write("x" * 8)
+        sys.stdout.write("y" * 8 + "\n")
+        logging.getLogger("tests.backlog").warning("a record")
+        print("err", file=sys.stderr)
+        sys.stdout.write("old\rnew\n")
+        sys.stdout.write("late")
+        time.sleep(0.3)
+        written_late = time.time()
+        sys.stdout.write(" end\n")
+    assert run.closed.wait(10)
+
+    assert stored("backlog") == [
+        (1, "stdout", "split"),
+        (2, "stdout", "two"),
+        (3, "stdout", "lines"),
+        (4, "stdout", "x" * 8 + "yy [… 6 characters cut]"),
+        (5, "log", "a record"),
+        (6, "stderr", "err"),
+        (7, "stdout", "new"),
+        (8, "stdout", "late end"),
+    ]
+    from tasklog.models import TaskLogLine
+
+    times = list(
+        TaskLogLine.objects.for_task("backlog").order_by("seq").values_list("timestamp", flat=True)
+    )
+    assert times == sorted(times)
+    assert abs(times[-1].timestamp() - written_late) < 0.05
+    assert times[-1].timestamp() - times[-2].timestamp() >= 0.25

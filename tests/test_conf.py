@@ -1,6 +1,7 @@
 """Settings come from Django settings, else the environment, else the default."""
 
 import math
+import typing
 
 import pytest
 from hypothesis import given
@@ -99,3 +100,31 @@ def test_a_number_setting_at_its_bound_is_accepted_and_one_above_is_refused(djan
 def test_nan_flush_interval_falls_back_to_the_default_at_run_time(django_settings):
     django_settings.CELERY_TASKLOG_FLUSH_INTERVAL = float("nan")
     assert settings.FLUSH_INTERVAL == 0.2
+
+
+def test_every_option_is_a_typed_property_of_the_settings_and_nothing_else_is():
+    properties = {
+        name for name, value in vars(conf.Settings).items() if isinstance(value, conf.Setting)
+    }
+    assert properties == set(OPTIONS)
+    assert typing.get_type_hints(conf.Settings)["BATCH_SIZE"] == conf.Setting[int]
+    with pytest.raises(AttributeError):
+        settings.NOT_AN_OPTION  # noqa: B018
+
+
+def test_a_property_naming_no_option_is_refused_when_the_class_is_made():
+    with pytest.raises(Exception) as refused:  # Python 3.11 wraps it in a RuntimeError
+
+        class Misnamed(conf.Settings):
+            NOT_AN_OPTION: conf.Setting[int] = conf.Setting()
+
+    cause = refused.value.__cause__ or refused.value
+    assert isinstance(cause, TypeError)
+    assert "Settings.NOT_AN_OPTION names no option" in str(cause)
+
+
+def test_each_access_reads_the_setting_again(django_settings):
+    django_settings.CELERY_TASKLOG_BATCH_SIZE = 7
+    assert settings.BATCH_SIZE == 7
+    django_settings.CELERY_TASKLOG_BATCH_SIZE = "8"
+    assert settings.BATCH_SIZE == 8

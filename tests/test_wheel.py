@@ -157,6 +157,7 @@ def test_the_wheel_holds_the_app_with_its_data_and_nothing_else(dist):
         "tasklog/static/tasklog/tasklog.css",
         "tasklog/static/tasklog/tasklog.js",
         "tasklog/management/commands/tasklog_show.py",
+        "tasklog/py.typed",
     } <= names
     assert {name.split("/")[0] for name in names} == {
         "tasklog",

@@ -9,59 +9,29 @@ healthy, and the oldest lines are dropped (counted, echoed, marked) while it is 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 from django.db import connections
 
 from ..conf import settings
 from ..models import Stream
 from . import storage
+from .cap import Cap
 from .context import bypass, health, logger
 from .flusher import is_storing as flusher_is_storing
 from .flusher import wake as _wake_flusher
 from .lines import DBLogWriter, clean_text, storable_level
 
+_now = time.time
 BACKPRESSURE_TIMEOUT = 5.0
 REFUSALS_BEFORE_GIVING_UP = 3  # flushes in a row failing for a reason other than the connection
-YIELD_EVERY = 64  # lines between two chances for the flusher to take the GIL
-
-
-@dataclass(frozen=True)
-class KeptSeqs:
-    """The seqs the cap keeps: ``1..head`` and ``start..``; all of them when ``head`` is None."""
-
-    head: int | None = None
-    start: int = 0
-
-    def __contains__(self, seq: int) -> bool:
-        return self.head is None or seq <= self.head or seq >= self.start
-
-    def first_in(self, first: int, last: int) -> int | None:
-        if first in self:
-            return first
-        return max(first, self.start) if last >= self.start else None
-
-
-class Cap:
-    """``CELERY_TASKLOG_MAX_LINES``: keep the head and the tail, one marker for the middle."""
-
-    def __init__(self, max_lines: int):
-        self.max_lines = max_lines
-        self.head = max_lines // 2
-        self.tail = max(max_lines - self.head - 1, 0)
-
-    def kept_seqs(self, last_seq: int) -> KeptSeqs:
-        if not self.max_lines or last_seq <= self.max_lines:
-            return KeptSeqs()
-        return KeptSeqs(self.head, last_seq - self.tail + 1)
-
-    def discards(self, rel: int, newest_rel: int) -> bool:
-        """Whether a waiting line can never be stored, whatever seq the run starts at."""
-        return bool(self.max_lines) and self.head < rel < newest_rel - self.tail + 1
+RAW_ITEMS = 3  # a write's items in the queue of what was written: writer, text, time
+YIELD_EVERY = RAW_ITEMS * 128  # between two chances for the flusher to take the GIL
 
 
 class TaskCapture:
@@ -91,16 +61,20 @@ class TaskCapture:
         self.buffer_lines = max(settings.BUFFER_LINES, 1)
         self.max_line_length = settings.MAX_LINE_LENGTH
         self.cap = Cap(settings.MAX_LINES)
-        self.is_open = False
-        self.flushed_rel = 0
-        self.stored_lines: int | None = None  # TaskLog.lines after this run's last flush
+        self.position: storage.Position | None = None  # how far the run is stored; None: not open
         self.run_token = uuid.uuid4().hex  # marks the TaskLog this run opened
-        self.unconfirmed: storage.Batch | None = None  # the last flush, if it raised
+        self.unconfirmed: storage.Sent | None = None  # the last flush, if it raised
         self.closing = False
         self.closed = threading.Event()
         self.last_flush = time.monotonic()
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
+        self._raw: list = []  # (writer or None, text or line, unix time), as written
+        # Counted in writes, not lines (a print() is two writes): the flusher is woken at
+        # ``_raw_wake``, the task splits what waits itself at ``_raw_limit`` (a full buffer).
+        # A synchronous run splits at every write, to flush from the task's thread when due.
+        self._raw_wake = RAW_ITEMS * 2 * self.batch_size
+        self._raw_limit = 0 if synchronous else RAW_ITEMS * 2 * self.buffer_lines
         self._pending: deque = deque()
         self._oldest: float | None = None
         self._next_rel = 1
@@ -115,11 +89,49 @@ class TaskCapture:
 
     def writer(self, stream: str, source: str = "python") -> DBLogWriter:
         """The line splitter of a stream; each source (Python, a descriptor) has its own."""
-        key = (stream, source)
+        key = stream if source == "python" else (stream, source)
         writer = self._writers.get(key)
         if writer is None or writer.closed:
             writer = self._writers[key] = DBLogWriter(self, stream, self.max_line_length)
         return writer
+
+    def write(self, stream: str, text: str) -> int:
+        """``sys.stdout.write(text)`` (or stderr) inside the run: the hot path of a print()."""
+        writer = self._writers.get(stream)
+        if writer is None or writer.closed:
+            writer = self.writer(stream)
+        self.arrive(writer, text)
+        if len(text) > self.max_line_length:
+            self.split_now()
+        return len(text)
+
+    def split_now(self) -> None:
+        """Split what waits at once: a write longer than a line may be is cut now, so that the
+        queue never holds more than ``BUFFER_LINES`` lines of ``MAX_LINE_LENGTH``."""
+        with self._lock:
+            dropped = self._digest()
+        if dropped:
+            self._echo(dropped)
+
+    def arrive(self, writer: DBLogWriter | None, written) -> None:
+        """Queue what was written, as it is, with its time: the whole of a task's own work per
+        ``write()``. ``writer`` splits the text into lines later (``None`` for the end of its
+        stream); ``None`` as writer brings one complete line (``add_line``). Never raises into
+        the task.
+
+        One flat list of ``writer, written, time`` triples: ``extend`` adds a triple at once
+        (whatever other thread writes), and nothing is left for the garbage collector to
+        walk (a tuple per write would be, and costs about a microsecond a line)."""
+        raw = self._raw
+        raw.extend((writer, written, _now()))
+        count = len(raw)
+        if count >= self._raw_limit or count == self._raw_wake or self._oldest is None:
+            self._after_arrival(count)
+        elif not count % YIELD_EVERY and flusher_is_storing():
+            # A task printing flat out holds the GIL; the flusher, back from each socket
+            # write, would wait a whole switch interval (5 ms) to get it again. Letting it
+            # run now and then keeps the pipeline to the database full.
+            time.sleep(0)
 
     def add_line(
         self,
@@ -129,45 +141,71 @@ class TaskCapture:
         logger_name: str = "",
         extra: dict | None = None,
     ) -> None:
-        """Number a complete line and queue it; never raises into the task.
+        """Queue a complete line (a logging record, a marker); never raises into the task.
 
         What no column could hold is made safe here, for every source: NUL and lone
-        surrogates in the text, a level outside the column's range. ``logger_name`` and
-        ``extra`` (already JSON-safe, see ``records``) come with logging records only."""
-        line_time = time.time()
-        message = clean_text(message)
-        level = storable_level(level)
+        surrogates in the text (written text is cleaned when it is split), a level outside the
+        column's range. ``logger_name`` and ``extra`` (already JSON-safe, see ``records``)
+        come with logging records only."""
+        line = (stream, storable_level(level), clean_text(message), logger_name, extra)
+        self.arrive(None, line)
+
+    def _after_arrival(self, count: int) -> None:
+        """The rarer work after a write: the first line of a batch, a batch's worth waiting,
+        a full buffer, a synchronous run, a sealed run."""
         dropped = []
         flush_now = False
         with self._lock:
-            if self._sealed:
-                dropped.append((stream, message))
-            else:
-                rel = self._next_rel
-                self._next_rel += 1
-                self._pending.append((rel, line_time, stream, level, message, logger_name, extra))
-                if self._oldest is None:
-                    self._oldest = time.monotonic()
-                    if not self.synchronous:
-                        _wake_flusher()  # an idle flusher sleeps up to IDLE_WAIT: time this line
-                if self.cap.max_lines:
-                    self._trim_to_cap(rel)
+            if self._oldest is None:
+                self._oldest = time.monotonic()
+                if not self.synchronous:
+                    _wake_flusher()  # an idle flusher sleeps up to IDLE_WAIT: time this write
+            if count >= self._raw_limit:
+                self._wait_for_room()
+                dropped = self._digest()
                 waiting = len(self._pending)
                 if self.synchronous:
                     flush_now = waiting >= self.batch_size or self._interval_passed()
-                elif waiting == self.batch_size:
-                    _wake_flusher()
                 if waiting >= self.buffer_lines:
-                    dropped = self._make_room()
+                    dropped += self._drop_oldest(keep=self.buffer_lines - 1)
+            elif count == self._raw_wake:
+                _wake_flusher()
         if flush_now:
             self.flush()
         if dropped:
             self._echo(dropped)
-        if self._next_rel % YIELD_EVERY == 0 and flusher_is_storing():
-            # A task printing flat out holds the GIL; the flusher, back from each socket
-            # write, would wait a whole switch interval (5 ms) to get it again. Letting it
-            # run now and then keeps the pipeline to the database full.
-            time.sleep(0)
+
+    def _digest(self) -> list:
+        """With the lock held: split and number what was written so far, in the order it was
+        written. Returns the lines of a sealed run as ``(stream, message)`` (to echo)."""
+        raw = self._raw
+        taken = raw[: len(raw)]
+        del raw[: len(taken)]  # a write arriving meanwhile is appended after these
+        writers, written, times = taken[0::3], taken[1::3], taken[2::3]
+        lines = []  # (rel, unix_time, stream, level, message, logger, extra)
+        for writer, start, end in _runs(writers):
+            rels = itertools.count(self._next_rel + len(lines))  # zip stops at the lines' end
+            if writer is None:
+                lines += [
+                    (rel, moment, *line)
+                    for rel, line, moment in zip(
+                        rels, written[start:end], times[start:end], strict=False
+                    )
+                ]
+            else:
+                stream = writer.stream
+                ends, found = writer.split(written[start:end], times[start:end])
+                lines += [
+                    (rel, moment, stream, None, text, "", None)
+                    for rel, moment, text in zip(rels, ends, found, strict=False)
+                ]
+        if self._sealed:
+            return [(line[2], line[4]) for line in lines]
+        self._next_rel += len(lines)
+        self._pending += lines
+        if self.cap.max_lines and lines:
+            self._trim_to_cap(self._next_rel - 1)
+        return []
 
     def _interval_passed(self) -> bool:
         return self._oldest is not None and (time.monotonic() - self._oldest >= self.flush_interval)
@@ -178,17 +216,22 @@ class TaskCapture:
             pending.popleft()
             self._trimmed += 1
 
-    def _make_room(self) -> list:
-        """Called with the lock held and the buffer full: wait for the flusher, else drop."""
-        if not self.synchronous and health.healthy:
-            _wake_flusher()
-            deadline = time.monotonic() + BACKPRESSURE_TIMEOUT
-            while len(self._pending) >= self.buffer_lines and health.healthy:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._room.wait(remaining)
-        return self._drop_oldest(keep=self.buffer_lines - 1)
+    def _wait_for_room(self) -> None:
+        """Called with the lock held and the buffer full: wait for the flusher (backpressure),
+        up to ``BACKPRESSURE_TIMEOUT``, while the database is healthy. What is still too much
+        then is dropped, oldest first."""
+        if self.synchronous or self._sealed or not health.healthy:
+            return
+        _wake_flusher()
+        deadline = time.monotonic() + BACKPRESSURE_TIMEOUT
+        while self._is_full() and health.healthy:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._room.wait(remaining)
+
+    def _is_full(self) -> bool:
+        return len(self._raw) >= self._raw_limit or len(self._pending) >= self.buffer_lines
 
     def _drop_oldest(self, keep: int) -> list:
         """With the lock held: drop the oldest waiting lines down to ``keep``; they are noted as
@@ -223,11 +266,15 @@ class TaskCapture:
                     except Exception:
                         return
 
+    @property
+    def is_open(self) -> bool:
+        return self.position is not None
+
     def is_due(self, now: float) -> bool:
         if not self.is_open or self.closing or self._urgent or self._lost:
             return True
         oldest = self._oldest  # read once: the task's thread may be appending right now
-        if len(self._pending) >= self.batch_size:
+        if len(self._pending) >= self.batch_size or len(self._raw) >= self._raw_wake:
             return True
         return oldest is not None and now - oldest >= self.flush_interval
 
@@ -238,12 +285,14 @@ class TaskCapture:
 
     def take_batch(self, final: bool) -> storage.Batch:
         with self._lock:
+            self._digest()
             batch = storage.Batch(
                 lines=self._pending,
                 lost=self._lost,
                 last_rel=self._next_rel - 1,
                 trimmed=self._trimmed,
                 final=final,
+                unconfirmed=self.unconfirmed,
             )
             self._pending = deque()
             self._lost = []
@@ -272,13 +321,15 @@ class TaskCapture:
         """Open the run if needed and store what waits; False when the database failed."""
         with self._flush_lock, bypass():
             try:
-                if not self.is_open:
-                    storage.open_run(self, self.alias)
+                if self.position is None:
+                    self.position = storage.open_run(self.run_start(), self.alias)
                 batch = self.take_batch(final)
                 try:
-                    storage.store_batch(self, batch, self.alias)
+                    self.position = storage.store_batch(
+                        self.task_id, self.cap, self.position, batch, self.alias
+                    )
                 except BaseException:
-                    self.unconfirmed = batch
+                    self.unconfirmed = batch.sent()
                     self.give_back(batch)
                     raise
                 self.unconfirmed = None
@@ -345,6 +396,7 @@ class TaskCapture:
     def seal(self) -> None:
         with self._lock:
             self._sealed = True
+            self._raw_limit = 0  # every later write takes the way that echoes it
         self.closed.set()
 
     def close_writers(self) -> None:
@@ -355,13 +407,18 @@ class TaskCapture:
             except Exception:
                 with bypass():
                     logger.exception("tasklog: could not finish the last line")
+        self._writers.clear()
 
-    def opened(self, log) -> None:
-        self.is_open = True
-        self.flushed_rel = 0
-        self.stored_lines = log.lines
+    def run_start(self) -> storage.RunStart:
+        return storage.RunStart(
+            task_id=self.task_id,
+            token=self.run_token,
+            described={"task_name": self.task_name, "worker": self.worker, **self.origin},
+            attempt_marker=self.attempt_marker,
+        )
 
     def attempt_marker(self, attempt: int, previous_unfinished: bool) -> str:
+        """The marker line opening attempt ``attempt`` of the task (a retry, a redelivery)."""
         reason = f" ({self.attempt_reason})" if self.attempt_reason else ""
         previous = " The previous attempt did not finish." if previous_unfinished else ""
         where = f" on {self.worker}" if self.worker else ""
@@ -370,13 +427,26 @@ class TaskCapture:
     def discard_unstored(self) -> int:
         """Give up on what is still waiting (the run is over and the database is away)."""
         with self._lock:
-            lines = [(line[2], line[4]) for line in self._pending]
+            lines = self._digest() + [(line[2], line[4]) for line in self._pending]
             count = len(lines)
             self._pending.clear()
             self._sealed = True
+            self._raw_limit = 0
         self._echo(lines)
         self.closed.set()
         return count
+
+
+def _runs(writers: list) -> Iterator[tuple]:
+    """``(writer, start, end)`` of each run of consecutive writes by the same writer."""
+    if writers and writers.count(writers[0]) == len(writers):  # the usual case: one stream
+        yield writers[0], 0, len(writers)
+        return
+    start = 0
+    for end in range(1, len(writers) + 1):
+        if end == len(writers) or writers[end] is not writers[start]:
+            yield writers[start], start, end
+            start = end
 
 
 def _discard_connection(alias: str) -> None:

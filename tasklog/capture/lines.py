@@ -52,7 +52,8 @@ def cut_line(line: str, max_length: int) -> str:
 
 
 class DBLogWriter(io.TextIOBase):
-    """A text stream for one stream of one task that hands each complete line to the capture.
+    """A text stream for one stream of one task; the task's thread only hands what is written
+    (text and time) to the capture, which splits it into lines later, in bulk (``split``).
 
     Guarantees: a line ends at ``\\n`` or ``\\r\\n``; a lone ``\\r`` redraws the line, so only
     its last state is kept (a progress bar gives one line, not thousands); a line longer than
@@ -64,13 +65,15 @@ class DBLogWriter(io.TextIOBase):
     def __init__(self, capture, stream: str, max_line_length: int):
         super().__init__()
         self._capture = capture
-        self._stream = stream
+        self.stream = stream
         self._max_line_length = max_line_length
         self._parts: list[str] = []
         self._length = 0
         self._cut = 0
         self._carriage_return = False
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._lines: list[tuple[float, str]] = []  # what ``split`` found, with each line's time
+        self._time = 0.0
 
     @property
     def encoding(self) -> str:
@@ -89,12 +92,9 @@ class DBLogWriter(io.TextIOBase):
     def write(self, text) -> int:
         if not isinstance(text, str):
             return self.write_bytes(text)
-        if text == "\n":  # print() writes its line end on its own: the commonest write
-            self._end_line()
-        elif "\r" not in text:
-            self._write_without_carriage_returns(text)
-        else:
-            self._write_with_carriage_returns(text)
+        self._capture.arrive(self, text)
+        if len(text) > self._max_line_length:
+            self._capture.split_now()
         return len(text)
 
     def write_bytes(self, data) -> int:
@@ -105,14 +105,55 @@ class DBLogWriter(io.TextIOBase):
         """Storing is the capture's job: a ``print(..., flush=True)`` must stay cheap."""
 
     def close(self) -> None:
+        """End the stream: its unfinished last line is stored after what was written."""
         if self.closed:
             return
         tail = self._decoder.decode(b"", final=True)
         if tail:
             self.write(tail)
-        if self._parts or self._cut:
-            self._end_line()
+        self._capture.arrive(self, None)
         super().close()
+
+    def split(self, texts: list, times: list) -> tuple[list[float], list[str]]:
+        """The lines completed by ``texts`` (None for the end of the stream), written at
+        ``times``: each line's time is that of the write that ended it.
+
+        The common case (no carriage return, no end) is one join and one split of the whole
+        run of writes; anything else goes write by write."""
+        joined = "".join(texts) if None not in texts else "\r"
+        if "\r" in joined:
+            return self._split_one_by_one(texts, times)
+        pieces = clean_text(joined).split("\n")
+        if len(pieces) == 1:
+            self._append(pieces[0])
+            return [], []
+        ends = [moment for text, moment in zip(texts, times, strict=True) if "\n" in text]
+        if len(ends) != len(pieces) - 1:  # some write ended more than one line
+            ends = [
+                moment
+                for text, moment in zip(texts, times, strict=True)
+                for _ in range(text.count("\n"))
+            ]
+        self._append(pieces[0])
+        lines = [self._take_line()]
+        limit = self._max_line_length
+        lines += [line if len(line) <= limit else cut_line(line, limit) for line in pieces[1:-1]]
+        self._append(pieces[-1])
+        return ends, lines
+
+    def _split_one_by_one(self, texts: list, times: list) -> tuple[list[float], list[str]]:
+        found = self._lines = []
+        for text, moment in zip(texts, times, strict=True):
+            self._time = moment
+            if text is None:
+                if self._parts or self._cut:
+                    self._end_line()
+            elif "\r" not in text:
+                self._write_without_carriage_returns(clean_text(text))
+            else:
+                self._write_with_carriage_returns(clean_text(text))
+        self._lines = []
+        return [moment for moment, _line in found], [line for _moment, line in found]
 
     def _write_without_carriage_returns(self, text: str) -> None:
         if "\n" not in text:
@@ -149,11 +190,15 @@ class DBLogWriter(io.TextIOBase):
             self._parts.append(text)
             self._length += len(text)
 
-    def _end_line(self) -> None:
+    def _take_line(self) -> str:
+        """The line written so far (cut if it was too long), which starts a new one."""
         line = "".join(self._parts)
         if self._cut:
             line += cut_suffix(self._cut)
         self._parts.clear()
         self._length = self._cut = 0
         self._carriage_return = False
-        self._capture.add_line(self._stream, line)
+        return line
+
+    def _end_line(self) -> None:
+        self._lines.append((self._time, self._take_line()))

@@ -1,5 +1,7 @@
 """Database writes of the capture: open a run, store a batch, close a run.
 
+Storage is handed a batch and returns how far the run is stored (a ``Position``); it never
+touches the capture. Its queries are methods of the querysets (``tasklog/querysets.py``).
 Every write of a batch happens in one short transaction that locks the task's ``TaskLog`` row,
 so two runs under the same task id (a retry racing its predecessor's last flush) number their
 lines one after the other and never collide.
@@ -8,23 +10,17 @@ lines one after the other and never collide.
 from __future__ import annotations
 
 import uuid
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from django.db import (
-    DataError,
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-    connections,
-    transaction,
-)
-from django.db.models import F
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from .. import partitions, push
+from .. import push
 from ..models import Stream, TaskLog, TaskLogLine
-from . import bulk
+from .cap import Cap, KeptSeqs, count_of_lines
 from .context import bypass, logger
 from .lines import clean_text
 
@@ -42,16 +38,52 @@ def is_unreachable(error: BaseException) -> bool:
     return isinstance(error, UNREACHABLE_ERRORS)
 
 
+@dataclass(frozen=True)
+class RunStart:
+    """What opening a run needs to know of it (``TaskCapture.run_start``)."""
+
+    task_id: str
+    token: str  # marks the TaskLog this run opened: a retried open changes nothing
+    described: dict  # task_name, worker and origin fields
+    attempt_marker: Callable[[int, bool], str]  # (attempt, previous unfinished) -> marker text
+
+
+@dataclass(frozen=True)
+class Position:
+    """How far a run is stored: ``TaskLog.lines`` after its last write, and the relative seq
+    (numbered from the run's start) that number stands for."""
+
+    lines: int
+    through_rel: int = 0
+
+    def base(self) -> int:
+        """What turns a relative seq of the run into the log's seq."""
+        return self.lines - self.through_rel
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What storage must know of a flush that raised, since it may have committed."""
+
+    token: str  # the TaskLog's flush_token if it did
+    last_rel: int
+    trimmed: int
+
+
 @dataclass
 class Batch:
     """What a flush takes from a capture: lines numbered relative to the capture's start."""
 
-    lines: list  # (rel_seq, unix_time, stream, level, message, logger, extra), ascending rel_seq
+    lines: deque  # (rel_seq, unix_time, stream, level, message, logger, extra), ascending rel_seq
     lost: list  # [first_rel, last_rel] ranges dropped while the database was away
     last_rel: int  # highest relative seq assigned so far
     trimmed: int  # lines the cap discarded in memory before they reached the batch
     final: bool = False
+    unconfirmed: Sent | None = None  # the previous flush, which raised: it may have committed
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def sent(self) -> Sent:
+        return Sent(self.token, self.last_rel, self.trimmed)
 
     def without_stored(self, through_rel: int, trimmed: int) -> Batch:
         """This batch less what an earlier, committed flush stored (up to ``through_rel``)."""
@@ -64,202 +96,120 @@ class Batch:
         return replace(self, lines=lines, lost=lost, trimmed=max(self.trimmed - trimmed, 0))
 
 
-def _moment(unix_time: float) -> datetime:
-    return datetime.fromtimestamp(unix_time, tz=UTC)
-
-
-def fitted(values: dict) -> dict:
-    """``TaskLog`` field values cut to their columns' lengths: a long worker name or origin
-    must not make the database refuse the run."""
-    fields = {name: TaskLog._meta.get_field(name) for name in values}
-    return {
-        name: value[: fields[name].max_length]
-        if isinstance(value, str) and fields[name].max_length
-        else value
-        for name, value in values.items()
-    }
-
-
-def open_run(capture, alias: str) -> None:
+def open_run(run: RunStart, alias: str) -> Position:
     """Create the TaskLog, start the row recorded when the task was queued (attempt 1), or
     start a further attempt of a started one with a marker line naming it."""
-    now = timezone.now()
-    described = fitted({"task_name": capture.task_name, "worker": capture.worker, **capture.origin})
-    with transaction.atomic(using=alias):
-        log, created = (
-            TaskLog.objects.using(alias)
-            .select_for_update()
-            .get_or_create(
-                task_id=capture.task_id,
-                defaults={
-                    "started": now,
-                    "last_seen": now,
-                    "flush_token": capture.run_token,
-                    **described,
-                },
-            )
-        )
-        if not created and log.started is None:  # queued: this is its first start, attempt 1
-            log.started = log.last_seen = now
-            log.finished = None
-            log.interrupted = False
-            log.flush_token = capture.run_token
-            for name, value in described.items():
-                setattr(log, name, value or getattr(log, name))
-            log.save()
-        elif not created and log.flush_token != capture.run_token:  # else: our own retried open
-            previous_unfinished = log.finished is None
-            log.attempts += 1
-            log.finished = None
-            log.interrupted = False
-            log.last_seen = now
-            log.worker = described.pop("worker") or log.worker
-            for name, value in described.items():
-                setattr(log, name, getattr(log, name) or value)
-            log.lines += 1
-            log.flush_token = capture.run_token
-            TaskLogLine.objects.using(alias).create(
-                task_id=capture.task_id,
-                seq=log.lines,
-                timestamp=now,
-                stream=Stream.MARKER,
-                message=capture.attempt_marker(log.attempts, previous_unfinished),
-            )
-            log.save()
-    capture.opened(log)
+    lines = TaskLog.objects.using(alias).open_run(
+        run.task_id, run.token, run.described, run.attempt_marker
+    )
+    return Position(lines)
 
 
 class NumbersTaken(Exception):
     """Another run of the task stored lines since this run's last flush."""
 
 
-def store_batch(capture, batch: Batch, alias: str) -> None:
-    """Number, cap and insert a batch, and update the TaskLog counters, in one transaction.
+def store_batch(task_id: str, cap: Cap, position: Position, batch: Batch, alias: str) -> Position:
+    """Number, cap and insert a batch, and update the TaskLog counters, in one transaction;
+    returns how far the run is stored then.
 
     Optimistic first: the numbers follow what this run stored last, and the counter update
     checks that nothing else was stored meanwhile (saving a locking read per flush). If another
     run of the task (a retry racing its predecessor) did store lines, number after them under
     a row lock.
     """
-    if capture.stored_lines is not None:
-        try:
-            with transaction.atomic(using=alias):
-                _write_batch(capture, batch, alias, capture.stored_lines)
-            return
-        except NumbersTaken:
-            pass
+    try:
+        return _store_in_one_transaction(task_id, cap, position, batch, alias, locked=False)
+    except NumbersTaken:
+        return _store_in_one_transaction(task_id, cap, position, batch, alias, locked=True)
+
+
+def _store_in_one_transaction(task_id, cap, position, batch, alias, *, locked) -> Position:
+    logs = TaskLog.objects.using(alias)
     with transaction.atomic(using=alias):
-        stored_lines, flush_token = (
-            TaskLog.objects.using(alias)
-            .select_for_update()
-            .values_list("lines", "flush_token")
-            .get(task_id=capture.task_id)
-        )
-        unconfirmed = capture.unconfirmed
-        if unconfirmed is not None and flush_token == unconfirmed.token:
-            # The flush that "failed" had committed: its lines are stored, don't store them twice.
-            capture.flushed_rel = unconfirmed.last_rel
-            batch = batch.without_stored(unconfirmed.last_rel, unconfirmed.trimmed)
-        _write_batch(capture, batch, alias, stored_lines)
+        if locked:
+            stored_lines, flush_token = logs.locked_counter(task_id)
+            position = Position(stored_lines, position.through_rel)
+            unconfirmed = batch.unconfirmed
+            if unconfirmed is not None and flush_token == unconfirmed.token:
+                # The flush that "failed" had committed: its lines are stored, don't store
+                # them twice.
+                position = Position(stored_lines, unconfirmed.last_rel)
+                batch = batch.without_stored(unconfirmed.last_rel, unconfirmed.trimmed)
+        last_seq = position.base() + batch.last_rel
+        kept = cap.kept_seqs(last_seq)
+        if not logs.claim_numbers(
+            task_id,
+            position.lines,
+            last_seq,
+            batch.token,
+            truncated=kept.head is not None,
+            final=batch.final,
+        ):
+            raise NumbersTaken
+        dropped = batch.trimmed
+        if kept.head is not None:
+            dropped += TaskLogLine.objects.using(alias).delete_middle(task_id, cap.head, kept.start)
+        rows, not_kept = batch_rows(task_id, cap, position.base(), kept, batch)
+        insert_isolating_refused(rows, alias)
+        if dropped + not_kept:
+            logs.count_dropped(task_id, dropped + not_kept)
+        push.notify(task_id, alias)  # delivered on commit: live views wake (tasklog.push)
+        # The batch's transaction ends here: all of the above commits, or none of it.
+    return Position(last_seq, batch.last_rel)
 
 
-def _write_batch(capture, batch: Batch, alias: str, stored_lines: int) -> None:
-    base = stored_lines - capture.flushed_rel
-    last_seq = base + batch.last_rel
-    kept = capture.cap.kept_seqs(last_seq)
-    _claim_numbers(capture, batch, alias, stored_lines, last_seq, truncated=kept.head is not None)
-    dropped = batch.trimmed
-    rows = []
-    if kept.head is not None:
-        dropped += _drop_middle(capture.task_id, capture.cap, kept.start, alias, rows)
+def batch_rows(task_id: str, cap: Cap, base: int, kept: KeptSeqs, batch: Batch) -> tuple[list, int]:
+    """The rows (``LINE_COLUMNS``) of a batch in seq order, markers included, and how many of
+    its lines the cap does not keep: the one place a batch's rows are built."""
+    now = timezone.now()
+    moment = datetime.fromtimestamp
+    markers = []  # (seq, moment, stream, level, message, logger, extra)
+    not_kept = 0
+    if kept.head is None and not batch.lost:  # the usual batch: every line, nothing else
+        return [
+            (task_id, base + rel, moment(when, UTC), stream, level, message, logger_name, extra)
+            for rel, when, stream, level, message, logger_name, extra in batch.lines
+        ], 0
+    if kept.head is None:
+        lines = [
+            (base + rel, moment(when, UTC), stream, level, message, logger_name, extra)
+            for rel, when, stream, level, message, logger_name, extra in batch.lines
+        ]
+    else:
+        markers.append(marker(*cap.middle_marker(kept.start), now))
+        lines = []
         for rel, unix_time, *columns in batch.lines:
             seq = base + rel
             if seq in kept:
-                rows.append((capture.task_id, seq, _moment(unix_time), *columns))
+                lines.append((seq, moment(unix_time, UTC), *columns))
             else:
-                dropped += 1
-    else:
-        rows += _line_rows(capture.task_id, base, batch.lines)
+                not_kept += 1
     for first_rel, last_rel in batch.lost:
         first, last = base + first_rel, base + last_rel
-        dropped += last - first + 1
+        not_kept += last - first + 1
         marker_seq = kept.first_in(first, last)
         if marker_seq is not None:
-            rows.append(_lost_marker(capture.task_id, marker_seq, first, last))
-    rows.sort(key=lambda row: row[1])
-    insert_isolating_refused(rows, alias)
-    push.notify(capture.task_id, alias)  # delivered on commit: live views wake (tasklog.push)
-    if dropped:
-        TaskLog.objects.using(alias).filter(task_id=capture.task_id).update(
-            dropped=F("dropped") + dropped
-        )
-    capture.flushed_rel = batch.last_rel
-    capture.stored_lines = last_seq
+            markers.append(marker(marker_seq, _lost_message(first, last), now))
+    if markers:
+        lines = sorted(lines + markers, key=lambda line: line[0])
+    return [(task_id, *line) for line in lines], not_kept
 
 
-def _claim_numbers(capture, batch, alias, stored_lines, last_seq, *, truncated: bool) -> None:
-    """Move TaskLog.lines on to ``last_seq`` if it still is ``stored_lines``; the row stays
-    locked until the transaction ends, so the numbers in between are this batch's."""
-    changes = {"lines": last_seq, "last_seen": timezone.now(), "flush_token": batch.token}
-    if truncated:
-        changes["truncated"] = True
-    if batch.final:
-        changes["finished"] = changes["last_seen"]
-    claimed = (
-        TaskLog.objects.using(alias)
-        .filter(task_id=capture.task_id, lines=stored_lines)
-        .update(**changes)
-    )
-    if not claimed:
-        raise NumbersTaken
-
-
-def _line_rows(task_id: str, base: int, lines) -> list[tuple]:
-    """Rows of lines that are all kept: the per-line work of a flush, kept to a minimum."""
-    moment = datetime.fromtimestamp
-    return [
-        (task_id, base + rel, moment(unix_time, UTC), stream, level, message, logger_name, extra)
-        for rel, unix_time, stream, level, message, logger_name, extra in lines
-    ]
-
-
-def _drop_middle(task_id: str, cap, window_start: int, alias: str, rows: list) -> int:
-    """Delete stored lines that fell out of the tail window and (re)write the cap marker.
-
-    Returns how many task lines (not markers) the delete removed.
-    """
-    middle = (
-        TaskLogLine.objects.using(alias)
-        .for_task(task_id)
-        .filter(seq__gt=cap.head, seq__lt=window_start)
-    )
-    deleted_lines = middle.exclude(stream=Stream.MARKER).delete()[0]
-    middle.delete()
-    first, last = cap.head + 1, window_start - 1
-    message = (
-        f"{_lines(last - first + 1)} not stored (seq {first} to {last}): "
-        f"CELERY_TASKLOG_MAX_LINES={cap.max_lines} keeps the first {cap.head} "
-        f"and the last {cap.tail}."
-    )
-    rows.append(marker_row(task_id, first, timezone.now(), message))
-    return deleted_lines
-
-
-def _lines(count: int) -> str:
-    return f"{count:,} line" if count == 1 else f"{count:,} lines"
-
-
-def _lost_marker(task_id: str, seq: int, first: int, last: int) -> tuple:
-    message = (
-        f"{_lines(last - first + 1)} lost while the database was unreachable or slower than "
-        f"the task (seq {first} to {last}); the worker's own output has them."
-    )
-    return marker_row(task_id, seq, timezone.now(), message)
+def marker(seq: int, message: str, moment: datetime) -> tuple:
+    """A line of stream ``marker`` (no level, no logger, no extra), without its task id."""
+    return (seq, moment, Stream.MARKER, None, message, "", None)
 
 
 def marker_row(task_id: str, seq: int, moment: datetime, message: str) -> tuple:
-    """A row of stream ``marker``: no level, no logger, no extra."""
-    return (task_id, seq, moment, Stream.MARKER, None, message, "", None)
+    return (task_id, *marker(seq, message, moment))
+
+
+def _lost_message(first: int, last: int) -> str:
+    return (
+        f"{count_of_lines(last - first + 1)} lost while the database was unreachable or "
+        f"slower than the task (seq {first} to {last}); the worker's own output has them."
+    )
 
 
 def insert_isolating_refused(rows: list, alias: str) -> None:
@@ -298,52 +248,10 @@ def _store_refused_row(row: tuple, error: BaseException, alias: str) -> None:
 
 
 def insert_rows(rows: list, alias: str) -> None:
-    """COPY on PostgreSQL with psycopg 3 (the fastest ingest), the driver's ``executemany`` on
-    SQLite and MySQL (``bulk``), ``bulk_create`` elsewhere."""
-    if not rows:
-        return
-    connection = connections[alias]
-    if connection.vendor in bulk.INSERTS:
-        return bulk.INSERTS[connection.vendor](connection, rows)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            raw = cursor.cursor
-            if hasattr(raw, "copy"):
-                try:
-                    with transaction.atomic(using=alias), connection.wrap_database_errors:
-                        _copy_rows(raw, connection, rows)
-                    return
-                except IntegrityError:
-                    pass  # a row is stored already (a retried flush): insert the rest below.
-    TaskLogLine.objects.using(alias).bulk_create(
-        [TaskLogLine(**dict(zip(LINE_COLUMNS, row, strict=True))) for row in rows],
-        batch_size=2000,
-        ignore_conflicts=True,
-    )
-
-
-def _copy_rows(raw_cursor, connection, rows: list) -> None:
-    """One binary COPY: psycopg turns datetimes into binary far faster than into text, and the
-    server has no text to parse. Binary needs each column's exact type: the model's, per field.
-    A partitioned table's rows also get their task's partition key (``tasklog.partitions``)."""
-    names, rows = partitions.keyed(connection.alias, LINE_COLUMNS, rows)
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(column) for column in names)
-    table = quote(TaskLogLine._meta.db_table)
-    with raw_cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(_column_types(connection, names))
-        for row in rows:
-            copy.write_row(row)
-
-
-def _column_types(connection, names) -> list[str]:
-    """``varchar``, ``integer``, ...: the database types of the line columns, without sizes."""
-    fields = [TaskLogLine._meta.get_field(column) for column in names]
-    return [field.db_type(connection).split("(")[0] for field in fields]
+    """Insert line rows (``LINE_COLUMNS``) in one statement (see the queryset method)."""
+    TaskLogLine.objects.using(alias).insert_rows(rows, LINE_COLUMNS)
 
 
 def touch_run(task_id: str, alias: str) -> None:
     """Say the run is alive, so that a sweep does not take a quiet task for a dead one."""
-    TaskLog.objects.using(alias).filter(task_id=task_id, finished__isnull=True).update(
-        last_seen=timezone.now()
-    )
+    TaskLog.objects.using(alias).touch(task_id)

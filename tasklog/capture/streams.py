@@ -41,6 +41,8 @@ class TaskStreamProxy:
         if not health.healthy:
             self.write_original(text)
         try:
+            if isinstance(text, str):
+                return capture.write(self.stream, text)
             return capture.writer(self.stream).write(text)
         except Exception:
             self.write_original(text)
