@@ -403,12 +403,50 @@ def test_a_real_tasks_groups_logger_extra_and_retry_attempts(
         "target=x86_64",
     ]
 
+    # Each attempt of the retried task is a section: the earlier ones folded with their summary.
     outside_the_browser_loop(wait_for_log, retried)
-    page.goto(live_server_url + reverse("tasklog:task_log", args=[retried]))
+    url = live_server_url + reverse("tasklog:task_log", args=[retried])
+    page.goto(url)
     expect(page.locator("[data-field=finished]")).to_have_text("Finished: SUCCESS", timeout=30_000)
-    attempts = page.locator(f"{ROWS}.tasklog-kind-attempt")
-    expect(attempts).to_have_count(2)
-    expect(attempts.first).to_contain_text("Attempt 2")
+    headers = page.locator(f"{ROWS}.tasklog-kind-attempt")
+    expect(headers).to_have_count(3)
+    first, second, last = (row(page, seq) for seq in attempt_seqs(retried))
+    for header, number in ((first, 1), (second, 2)):
+        expect(header.locator(".tasklog-group-title")).to_contain_text(f"Attempt {number}")
+        expect(header.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "false")
+        expect(header.locator(".tasklog-group-meta")).to_have_text(
+            re.compile(r"^\(3 lines, \d+\.\d s, Retry in 0s\)$")
+        )
+    expect(last.locator(".tasklog-group-title")).to_contain_text("Attempt 3")
+    expect(last.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "true")
+    expect(last.locator(".tasklog-group-meta")).to_have_text("(2 lines)")
+    expect(page.locator(ROWS, has_text="retries=2")).to_be_visible()
+    expect(page.locator(ROWS, has_text="retries=0")).to_have_count(0)
+    expect(page.locator(ROWS, has_text="retries=1")).to_have_count(0)
+
+    first.locator(".tasklog-toggle").click()  # unfolding shows its lines
+    expect(first.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "true")
+    expect(row(page, 1)).to_have_text(re.compile("attempt with retries=0"))
+    expect(row(page, 3)).to_have_text(re.compile("Attempt ended: Retry in 0s"))
+    expect(page.locator(ROWS, has_text="retries=1")).to_have_count(0)
+
+    # A line link into attempt 1 opens it; the other earlier attempt stays folded.
+    page.goto(url + "#L2")
+    expect(row(page, 2)).to_have_class(re.compile("tasklog-selected"))
+    expect_on_screen(page, 2)
+    expect(row(page, 0).locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "true")
+    expect(second.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "false")
+
+
+def attempt_seqs(task_id: str) -> list[int]:
+    """The seqs of the attempt headers: 0 (attempt 1 has no marker line), then each marker's."""
+
+    def markers():
+        lines = TaskLogLine.objects.for_task(task_id)
+        started = lines.filter(stream="marker", message__regex=r"^Attempt [0-9]+ .*started")
+        return list(started.order_by("seq").values_list("seq", flat=True))
+
+    return [0, *outside_the_browser_loop(markers)]
 
 
 @pytest.mark.abuse
