@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from tasklog.models import TaskLog, TaskLogLine
+from tasklog.models import Stream, TaskLog, TaskLogLine
 from tests import test_browser
 from tests.logs import TASK_ID, add_lines, close_log, make_log
 from tests.test_browser import log_in, outside_the_browser_loop, wait_for_log
@@ -374,6 +374,59 @@ def test_live_lines_stream_into_an_open_group_which_folds_when_it_closes(
     expect(row(page, 7).locator(".tasklog-message")).to_have_text("done")
     expect(row(page, 3)).to_have_count(0)
     expect(header.locator(".tasklog-group-meta")).to_have_text(re.compile(r"^\(3 lines, "))
+
+
+def test_attempts_appear_live_fold_when_the_next_starts_and_hold_their_groups(
+    live_server_url, browser_page
+):
+    page = browser_page
+    outside_the_browser_loop(
+        make_log, messages=["first try", "::group::Build", "compiling", "::endgroup::"]
+    )
+    log_in(page, live_server_url, PAGE)
+    expect(row(page, 4)).to_be_visible()
+    # Run once so far: no attempt sections.
+    expect(page.locator(f"{ROWS}.tasklog-kind-attempt")).to_have_count(0)
+    expect(row(page, 0)).to_have_count(0)
+
+    redelivered = (
+        "Attempt 2 (redelivered) started on celery@w1. The previous attempt did not finish."
+    )
+    outside_the_browser_loop(add_lines, TASK_ID, [redelivered], stream=Stream.MARKER)
+    outside_the_browser_loop(add_lines, TASK_ID, ["::group::Fetch", "fetching"])
+    expect(row(page, 7)).to_be_visible()  # the last attempt is open and streams live
+    first, second = row(page, 0), row(page, 5)
+    expect(first.locator(".tasklog-group-title")).to_have_text("Attempt 1")
+    expect(first.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "false")
+    expect(first.locator(".tasklog-group-meta")).to_have_text(
+        re.compile(r"^\(4 lines, \d+\.\d s, did not finish\)$")
+    )
+    expect(row(page, 1)).to_have_count(0)
+    expect(second.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "true")
+    expect(second.locator(".tasklog-group-meta")).to_have_text("(running, 2 lines)")
+
+    # The next attempt folds this one, an error inside or not, and closes the group it left open.
+    outside_the_browser_loop(add_lines, TASK_ID, ["ValueError: no"], stream=Stream.STDERR)
+    outside_the_browser_loop(
+        add_lines, TASK_ID, ["Attempt 3 (retry) started on celery@w1."], stream=Stream.MARKER
+    )
+    outside_the_browser_loop(add_lines, TASK_ID, ["third try"])
+    expect(row(page, 10)).to_be_visible()
+    expect(second.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "false")
+    expect(second.locator(".tasklog-group-meta")).to_have_text(
+        re.compile(r"^\(3 lines, \d+\.\d s, error\)$")
+    )
+    expect(row(page, 9).locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "true")
+    expect(row(page, 8)).to_have_count(0)
+
+    # Groups nest inside attempts: unfolding attempt 1 shows its folded Build group.
+    first.locator(".tasklog-group-title").click()
+    build = row(page, 2)
+    expect(build.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "false")
+    expect(row(page, 3)).to_have_count(0)
+    build.locator(".tasklog-toggle").click()
+    expect(row(page, 3)).to_have_text(re.compile("compiling"))
+    expect(second.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "false")
 
 
 def test_a_real_tasks_groups_logger_extra_and_retry_attempts(
