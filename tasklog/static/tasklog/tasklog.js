@@ -170,9 +170,10 @@
     this.loading = new Set();
     this.groups = new Map(); // group_start seq -> {seq, title, end, lines, duration, error, parent, folded, toggled}
     // Attempts of a retried task, each a section: marker seq (0 for attempt 1, which has no
-    // marker line) -> {seq, number, title, end, endedAt, started, folded, toggled}. Empty until
+    // marker line) -> {seq, title, end, endedAt, started, folded, toggled}. Empty until
     // a second attempt's marker is known: a task run once shows no attempt sections.
     this.attempts = new Map();
+    this.endings = new Map(); // seq -> line of each "Attempt ended: …" marker (one per attempt at most)
     this.hidden = null; // HiddenRanges, rebuilt when groups or attempts change
     this.items = []; // filtered view: the window of lines the filters keep, in seq order
     this.atStart = this.atEnd = false;
@@ -476,6 +477,10 @@
       }
       this.learnAttempt(line);
     }
+    if (line.seq === 1) this.firstTimestamp = line.timestamp;  // when attempt 1 started
+    if (line.stream === "marker" && line.message.startsWith(ATTEMPT_ENDED)) {
+      this.endings.set(line.seq, line);  // kept apart: the block holding it may be evicted
+    }
     if (line.error && line.group) this.openForError(line.group);
   };
 
@@ -483,9 +488,8 @@
   // nearest lower seq known; attempt 1 starts the log). Markers may come in any order (blocks
   // load where the reader scrolls), so each new one finds its place among those known.
   LiveLog.prototype.learnAttempt = function (line) {
-    const number = Number((line.message.match(/^Attempt (\d+)/) || [])[1]) || this.attempts.size + 1;
     if (!this.attempts.size) {
-      this.attempts.set(0, { seq: 0, number: 1, title: "Attempt 1", end: null, toggled: false, folded: false });
+      this.attempts.set(0, { seq: 0, title: "Attempt 1", end: null, toggled: false, folded: false });
     }
     if (this.attempts.has(line.seq)) return;
     let previous = null, next = null;
@@ -493,7 +497,7 @@
       if (attempt.seq < line.seq && (!previous || attempt.seq > previous.seq)) previous = attempt;
       if (attempt.seq > line.seq && (!next || attempt.seq < next.seq)) next = attempt;
     }
-    const attempt = { seq: line.seq, number: number, title: line.message, started: line.timestamp, toggled: false };
+    const attempt = { seq: line.seq, title: line.message, started: line.timestamp, toggled: false };
     attempt.end = next ? next.seq : null;
     attempt.endedAt = next ? next.started : null;
     this.attempts.set(line.seq, attempt);
@@ -827,8 +831,7 @@
 
   // Attempt 1 has no marker line: its header is a row of its own before line 1.
   LiveLog.prototype.firstAttemptLine = function () {
-    const first = this.lineAt(1);
-    return { seq: 0, kind: "attempt", stream: "marker", message: "Attempt 1", depth: 0, timestamp: first ? first.timestamp : null };
+    return { seq: 0, kind: "attempt", stream: "marker", message: "Attempt 1", depth: 0, timestamp: this.firstTimestamp };
   };
 
   // "(3 lines, 1.2 s, Retry in 5s)": its lines, how long it ran and how it ended (the "Attempt
@@ -838,12 +841,13 @@
     const lines = (attempt.end === null ? this.lastSeq + 1 : attempt.end) - attempt.seq - 1;
     const count = lines.toLocaleString("en") + (lines === 1 ? " line" : " lines");
     if (attempt.end === null) return this.ended || this.data.task.complete ? "(" + count + ")" : "(running, " + count + ")";
-    const last = this.lineAt(attempt.end - 1);
-    const started = attempt.seq ? attempt.started : (this.lineAt(1) || {}).timestamp;
+    const ending = this.endings.get(attempt.end - 1);
+    const last = ending || this.lineAt(attempt.end - 1);
+    const started = attempt.seq ? attempt.started : this.firstTimestamp;
     const duration = (Date.parse(last ? last.timestamp : attempt.endedAt) - Date.parse(started)) / 1000;
     const parts = [count];
     if (!isNaN(duration)) parts.push(duration.toFixed(1) + " s");
-    if (last && last.stream === "marker" && last.message.startsWith(ATTEMPT_ENDED)) parts.push(last.message.slice(ATTEMPT_ENDED.length));
+    if (ending) parts.push(ending.message.slice(ATTEMPT_ENDED.length));
     else if (last && last.error) parts.push("error");
     else if ((this.attempts.get(attempt.end) || { title: "" }).title.endsWith(UNFINISHED)) parts.push("did not finish");
     return "(" + parts.join(", ") + ")";
