@@ -429,6 +429,52 @@ def test_attempts_appear_live_fold_when_the_next_starts_and_hold_their_groups(
     expect(second.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "false")
 
 
+def make_retried_big_log(task_id: str) -> None:
+    """100,000 lines in three attempts: 1 to 49,999, 50,000 to 99,998, 99,999 to the end."""
+    make_big_log(task_id, 100_000)
+    markers = {
+        49_999: "Attempt ended: Retry in 5s",
+        50_000: "Attempt 2 (retry) started on celery@w1.",
+        99_998: "Attempt ended: Retry in 5s",
+        99_999: "Attempt 3 (retry) started on celery@w1.",
+    }
+    lines = TaskLogLine.objects.for_task(task_id)
+    for seq, message in markers.items():
+        lines.filter(seq=seq).update(stream=Stream.MARKER, message=message)
+    TaskLog.objects.filter(task_id=task_id).update(attempts=3)
+
+
+def test_attempts_of_a_big_log_fold_from_the_start_and_a_line_link_opens_its_attempt(
+    live_server_url, browser_page
+):
+    page = browser_page
+    outside_the_browser_loop(make_retried_big_log, TASK_ID)
+    log_in(page, live_server_url, PAGE)
+    # The page loaded only the last lines, yet knows where every attempt starts.
+    first, second, last = row(page, 0), row(page, 50_000), row(page, 99_999)
+    expect(row(page, 100_000)).to_be_visible()
+    expect(first.locator(".tasklog-group-meta")).to_have_text(
+        re.compile(r"^\(49,999 lines, \d+\.\d s, Retry in 5s\)$")
+    )
+    expect(second.locator(".tasklog-group-meta")).to_have_text(
+        re.compile(r"^\(49,998 lines, \d+\.\d s, Retry in 5s\)$")
+    )
+    for header in (first, second):
+        expect(header.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "false")
+    expect(last.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "true")
+    assert page.locator(ROWS).count() <= MAX_ROWS
+
+    page.goto(f"{live_server_url}{PAGE}#L75000")
+    expect_on_screen(page, 75_000)
+    expect(row(page, 75_000)).to_have_class(re.compile("tasklog-selected"))
+    assert page.locator(ROWS).count() <= MAX_ROWS
+    # At the top: attempt 1 still folded, attempt 2 right under it and open.
+    page.locator(".tasklog-lines").evaluate("box => { box.scrollTop = 0; }")
+    expect(first.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "false")
+    expect(second.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "true")
+    expect(row(page, 50_001)).to_have_text(re.compile("big line 50001"))
+
+
 def test_a_real_tasks_groups_logger_extra_and_retry_attempts(
     worker_factory, live_server_url, browser_page
 ):

@@ -204,6 +204,7 @@
     this.control("reader").hidden = false;
     this.readUrl();
     for (const line of this.data.lines) this.store(line, false);  // shown until fetched
+    for (const line of this.data.attempt_markers) this.learnGroups(line);  // every attempt folds from the start
     this.empty.hidden = this.lastSeq > 0;
     this.box.addEventListener("scroll", () => this.onScroll());
     this.viewport.addEventListener("click", (event) => this.onClick(event));
@@ -831,7 +832,7 @@
 
   // Attempt 1 has no marker line: its header is a row of its own before line 1.
   LiveLog.prototype.firstAttemptLine = function () {
-    return { seq: 0, kind: "attempt", stream: "marker", message: "Attempt 1", depth: 0, timestamp: this.firstTimestamp };
+    return { seq: 0, kind: "attempt", stream: "marker", message: "Attempt 1", depth: 0, timestamp: this.firstTimestamp || this.data.task.started };
   };
 
   // "(3 lines, 1.2 s, Retry in 5s)": its lines, how long it ran and how it ended (the "Attempt
@@ -843,7 +844,7 @@
     if (attempt.end === null) return this.ended || this.data.task.complete ? "(" + count + ")" : "(running, " + count + ")";
     const ending = this.endings.get(attempt.end - 1);
     const last = ending || this.lineAt(attempt.end - 1);
-    const started = attempt.seq ? attempt.started : this.firstTimestamp;
+    const started = attempt.seq ? attempt.started : this.firstTimestamp || this.data.task.started;
     const duration = (Date.parse(last ? last.timestamp : attempt.endedAt) - Date.parse(started)) / 1000;
     const parts = [count];
     if (!isNaN(duration)) parts.push(duration.toFixed(1) + " s");
