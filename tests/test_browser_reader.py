@@ -522,6 +522,7 @@ def test_a_real_tasks_groups_logger_extra_and_retry_attempts(
     expect(page.locator(ROWS, has_text="retries=2")).to_be_visible()
     expect(page.locator(ROWS, has_text="retries=0")).to_have_count(0)
     expect(page.locator(ROWS, has_text="retries=1")).to_have_count(0)
+    component_screenshot(page, "reader-attempts.png")
 
     first.locator(".tasklog-toggle").click()  # unfolding shows its lines
     expect(first.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "true")
