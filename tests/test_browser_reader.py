@@ -550,6 +550,27 @@ def attempt_seqs(task_id: str) -> list[int]:
 
 
 @pytest.mark.abuse
+def test_hostile_text_in_attempt_markers_stays_text(live_server_url, browser_page):
+    page = browser_page
+    dialogs = []
+    page.on("dialog", lambda dialog: dialogs.append(dialog.message) or dialog.dismiss())
+    specs = [
+        ("stdout", "first try", None, "", None),
+        ("marker", f"Attempt ended: Retry in 1s: {HOSTILE}", None, "", None),
+        ("marker", f"Attempt 2 ({HOSTILE}) started on \u202eevil.", None, "", None),
+        ("stdout", "second try", None, "", None),
+    ]
+    outside_the_browser_loop(make_lines, TASK_ID, specs)
+    log_in(page, live_server_url, PAGE)
+    expect(row(page, 0).locator(".tasklog-group-meta")).to_have_text(
+        re.compile(r", Retry in 1s: " + re.escape(HOSTILE) + r"\)$")
+    )
+    expect(row(page, 3).locator(".tasklog-group-title")).to_contain_text(HOSTILE)
+    expect(page.locator(".tasklog-viewport img")).to_have_count(0)
+    assert dialogs == []
+
+
+@pytest.mark.abuse
 def test_hostile_text_in_lines_logger_extra_and_the_search_box_stays_text(
     live_server_url, browser_page
 ):
