@@ -473,6 +473,11 @@ def test_attempts_of_a_big_log_fold_from_the_start_and_a_line_link_opens_its_att
     expect(first.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "false")
     expect(second.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "true")
     expect(row(page, 50_001)).to_have_text(re.compile("big line 50001"))
+    # Unfolding attempt 1 at the top keeps its header where it was, its lines under it.
+    first.locator(".tasklog-toggle").click()
+    expect(first.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "true")
+    expect_on_screen(page, 0)
+    expect_on_screen(page, 1)
 
 
 def test_a_real_tasks_groups_logger_extra_and_retry_attempts(

@@ -696,7 +696,7 @@
     const top = this.topIndex();
     const index = Math.floor(top);
     const seq = this.filtered ? (this.items[index] || {}).seq : this.ranges().seqAt(index);
-    return { seq: seq || 1, offset: top - index };
+    return { seq: seq ?? 1, offset: top - index };  // seq 0: attempt 1's header
   };
 
   LiveLog.prototype.restore = function (anchor) {
