@@ -18,6 +18,7 @@ from playwright.sync_api import expect
 
 from tasklog.models import Stream, TaskLog, TaskLogLine
 from tests import test_browser
+from tests.harness import wait_for_task_result
 from tests.logs import TASK_ID, add_lines, close_log, make_log
 from tests.test_browser import log_in, outside_the_browser_loop, wait_for_log
 
@@ -508,7 +509,7 @@ def test_a_real_tasks_groups_logger_extra_and_retry_attempts(
     ]
 
     # Each attempt of the retried task is a section: the earlier ones folded with their summary.
-    outside_the_browser_loop(wait_for_log, retried)
+    outside_the_browser_loop(wait_for_task_result, retried)  # all three attempts are in
     url = live_server_url + reverse("tasklog:task_log", args=[retried])
     page.goto(url)
     expect(page.locator("[data-field=finished]")).to_have_text("Finished: SUCCESS", timeout=30_000)
