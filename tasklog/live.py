@@ -14,9 +14,12 @@ from django.utils.http import urlencode
 
 from . import shares
 from .models import Level, Stream, TaskLog, TaskLogLine
+from .sections import ATTEMPT_PREFIX
 from .serializers import line_as_dict, task_as_dict
 
 PAGE_SIZE = 500
+MAX_ATTEMPT_MARKERS = 1000
+"""Attempt markers sent with the page at most: two an attempt (how it began, how it ended)."""
 
 # What ansi.js removes too: CSI (colours, cursor moves), OSC (titles, links), lone ESCs.
 ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b")
@@ -47,12 +50,27 @@ def component_context(
         "client_data": {
             "task": task,
             "lines": line_dicts,
+            "attempt_markers": attempt_markers(task_id, log),
             "has_earlier": len(lines) == PAGE_SIZE and lines[0].seq > 1,
             "page_size": PAGE_SIZE,
             "events_url": endpoint_url("tasklog:task_log_events", task_id, share),
             "lines_url": endpoint_url("tasklog:task_log_lines", task_id, share),
         },
     }
+
+
+def attempt_markers(task_id: str, log: TaskLog | None) -> list[dict]:
+    """The marker lines where a retried task's attempts begin and end, wherever they are in the
+    log: the reader folds each attempt from the start, not only those among the lines it has
+    loaded. Read through the partial index of section lines; nothing for a task run once."""
+    if log is None or log.attempts < 2:
+        return []
+    lines = TaskLogLine.objects.for_task(task_id, log=log).in_streams(Stream.MARKER).sections()
+    return [
+        line_as_dict(line)
+        for line in lines.head(MAX_ATTEMPT_MARKERS)
+        if line.message.startswith(ATTEMPT_PREFIX)
+    ]
 
 
 def endpoint_url(name: str, task_id: str, share: str | None) -> str:

@@ -28,7 +28,7 @@ from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasklog import archive, conf
+from tasklog import archive, conf, live
 from tasklog.checks import check_archive, check_settings
 from tasklog.models import Stream, TaskLog, TaskLogLine
 from tasklog.querysets import TaskLogLineQuerySet
@@ -211,6 +211,27 @@ def test_archived_logs_read_as_before_through_every_reader(archive_on, reader):
 
 
 @pytest.mark.django_db
+def test_an_archived_retried_logs_page_ships_the_same_attempt_markers(archive_on):
+    rows = [
+        (Stream.STDOUT, "first"),
+        (Stream.MARKER, "Attempt ended: Retry in 1s"),
+        (Stream.MARKER, "Attempt 2 (retry) started on celery@w1."),
+        (Stream.STDOUT, "::group::Build"),
+        (Stream.STDOUT, "second"),
+    ]
+    log = finished_log("archived-retried", rows=rows)
+    TaskLog.objects.filter(task_id=log.task_id).update(attempts=2)
+    log.refresh_from_db()
+    before = live.attempt_markers(log.task_id, log)
+    assert [(line["seq"], line["kind"]) for line in before] == [(2, "line"), (3, "attempt")]
+
+    prune_task_logs.apply().get()
+
+    log.refresh_from_db()
+    assert log.archive_name and not TaskLogLine.objects.filter(task_id=log.task_id).exists()
+    assert live.attempt_markers(log.task_id, log) == before
+
+
 def test_the_admin_shows_an_archived_log_and_its_last_lines(archive_on, admin_client):
     log = finished_log()
     archive.archive_due()

@@ -16,8 +16,9 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from tasklog.models import TaskLog, TaskLogLine
+from tasklog.models import Stream, TaskLog, TaskLogLine
 from tests import test_browser
+from tests.harness import wait_for_task_result
 from tests.logs import TASK_ID, add_lines, close_log, make_log
 from tests.test_browser import log_in, outside_the_browser_loop, wait_for_log
 
@@ -376,6 +377,110 @@ def test_live_lines_stream_into_an_open_group_which_folds_when_it_closes(
     expect(header.locator(".tasklog-group-meta")).to_have_text(re.compile(r"^\(3 lines, "))
 
 
+def test_attempts_appear_live_fold_when_the_next_starts_and_hold_their_groups(
+    live_server_url, browser_page
+):
+    page = browser_page
+    outside_the_browser_loop(
+        make_log, messages=["first try", "::group::Build", "compiling", "::endgroup::"]
+    )
+    log_in(page, live_server_url, PAGE)
+    expect(row(page, 4)).to_be_visible()
+    # Run once so far: no attempt sections.
+    expect(page.locator(f"{ROWS}.tasklog-kind-attempt")).to_have_count(0)
+    expect(row(page, 0)).to_have_count(0)
+
+    redelivered = (
+        "Attempt 2 (redelivered) started on celery@w1. The previous attempt did not finish."
+    )
+    outside_the_browser_loop(add_lines, TASK_ID, [redelivered], stream=Stream.MARKER)
+    outside_the_browser_loop(add_lines, TASK_ID, ["::group::Fetch", "fetching"])
+    expect(row(page, 7)).to_be_visible()  # the last attempt is open and streams live
+    first, second = row(page, 0), row(page, 5)
+    expect(first.locator(".tasklog-group-title")).to_have_text("Attempt 1")
+    expect(first.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "false")
+    expect(first.locator(".tasklog-group-meta")).to_have_text(
+        re.compile(r"^\(4 lines, \d+\.\d s, did not finish\)$")
+    )
+    expect(row(page, 1)).to_have_count(0)
+    expect(second.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "true")
+    expect(second.locator(".tasklog-group-meta")).to_have_text("(running, 2 lines)")
+
+    # The next attempt folds this one, an error inside or not, and closes the group it left open.
+    outside_the_browser_loop(add_lines, TASK_ID, ["ValueError: no"], stream=Stream.STDERR)
+    outside_the_browser_loop(
+        add_lines, TASK_ID, ["Attempt 3 (retry) started on celery@w1."], stream=Stream.MARKER
+    )
+    outside_the_browser_loop(add_lines, TASK_ID, ["third try"])
+    expect(row(page, 10)).to_be_visible()
+    expect(second.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "false")
+    expect(second.locator(".tasklog-group-meta")).to_have_text(
+        re.compile(r"^\(3 lines, \d+\.\d s, error\)$")
+    )
+    expect(row(page, 9).locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "true")
+    expect(row(page, 8)).to_have_count(0)
+
+    # Groups nest inside attempts: unfolding attempt 1 shows its folded Build group.
+    first.locator(".tasklog-group-title").click()
+    build = row(page, 2)
+    expect(build.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "false")
+    expect(row(page, 3)).to_have_count(0)
+    build.locator(".tasklog-toggle").click()
+    expect(row(page, 3)).to_have_text(re.compile("compiling"))
+    expect(second.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "false")
+
+
+def make_retried_big_log(task_id: str) -> None:
+    """100,000 lines in three attempts: 1 to 49,999, 50,000 to 99,998, 99,999 to the end."""
+    make_big_log(task_id, 100_000)
+    markers = {
+        49_999: "Attempt ended: Retry in 5s",
+        50_000: "Attempt 2 (retry) started on celery@w1.",
+        99_998: "Attempt ended: Retry in 5s",
+        99_999: "Attempt 3 (retry) started on celery@w1.",
+    }
+    lines = TaskLogLine.objects.for_task(task_id)
+    for seq, message in markers.items():
+        lines.filter(seq=seq).update(stream=Stream.MARKER, message=message)
+    TaskLog.objects.filter(task_id=task_id).update(attempts=3)
+
+
+def test_attempts_of_a_big_log_fold_from_the_start_and_a_line_link_opens_its_attempt(
+    live_server_url, browser_page
+):
+    page = browser_page
+    outside_the_browser_loop(make_retried_big_log, TASK_ID)
+    log_in(page, live_server_url, PAGE)
+    # The page loaded only the last lines, yet knows where every attempt starts.
+    first, second, last = row(page, 0), row(page, 50_000), row(page, 99_999)
+    expect(row(page, 100_000)).to_be_visible()
+    expect(first.locator(".tasklog-group-meta")).to_have_text(
+        re.compile(r"^\(49,999 lines, \d+\.\d s, Retry in 5s\)$")
+    )
+    expect(second.locator(".tasklog-group-meta")).to_have_text(
+        re.compile(r"^\(49,998 lines, \d+\.\d s, Retry in 5s\)$")
+    )
+    for header in (first, second):
+        expect(header.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "false")
+    expect(last.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "true")
+    assert page.locator(ROWS).count() <= MAX_ROWS
+
+    page.goto(f"{live_server_url}{PAGE}#L75000")
+    expect_on_screen(page, 75_000)
+    expect(row(page, 75_000)).to_have_class(re.compile("tasklog-selected"))
+    assert page.locator(ROWS).count() <= MAX_ROWS
+    # At the top: attempt 1 still folded, attempt 2 right under it and open.
+    page.locator(".tasklog-lines").evaluate("box => { box.scrollTop = 0; }")
+    expect(first.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "false")
+    expect(second.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "true")
+    expect(row(page, 50_001)).to_have_text(re.compile("big line 50001"))
+    # Unfolding attempt 1 at the top keeps its header where it was, its lines under it.
+    first.locator(".tasklog-toggle").click()
+    expect(first.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "true")
+    expect_on_screen(page, 0)
+    expect_on_screen(page, 1)
+
+
 def test_a_real_tasks_groups_logger_extra_and_retry_attempts(
     worker_factory, live_server_url, browser_page
 ):
@@ -403,12 +508,72 @@ def test_a_real_tasks_groups_logger_extra_and_retry_attempts(
         "target=x86_64",
     ]
 
-    outside_the_browser_loop(wait_for_log, retried)
-    page.goto(live_server_url + reverse("tasklog:task_log", args=[retried]))
+    # Each attempt of the retried task is a section: the earlier ones folded with their summary.
+    outside_the_browser_loop(wait_for_task_result, retried)  # all three attempts are in
+    url = live_server_url + reverse("tasklog:task_log", args=[retried])
+    page.goto(url)
     expect(page.locator("[data-field=finished]")).to_have_text("Finished: SUCCESS", timeout=30_000)
-    attempts = page.locator(f"{ROWS}.tasklog-kind-attempt")
-    expect(attempts).to_have_count(2)
-    expect(attempts.first).to_contain_text("Attempt 2")
+    headers = page.locator(f"{ROWS}.tasklog-kind-attempt")
+    expect(headers).to_have_count(3)
+    first, second, last = (row(page, seq) for seq in attempt_seqs(retried))
+    for header, number in ((first, 1), (second, 2)):
+        expect(header.locator(".tasklog-group-title")).to_contain_text(f"Attempt {number}")
+        expect(header.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "false")
+        expect(header.locator(".tasklog-group-meta")).to_have_text(
+            re.compile(r"^\(3 lines, \d+\.\d s, Retry in 0s\)$")
+        )
+    expect(last.locator(".tasklog-group-title")).to_contain_text("Attempt 3")
+    expect(last.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "true")
+    expect(last.locator(".tasklog-group-meta")).to_have_text("(2 lines)")
+    expect(page.locator(ROWS, has_text="retries=2")).to_be_visible()
+    expect(page.locator(ROWS, has_text="retries=0")).to_have_count(0)
+    expect(page.locator(ROWS, has_text="retries=1")).to_have_count(0)
+    component_screenshot(page, "reader-attempts.png")
+
+    first.locator(".tasklog-toggle").click()  # unfolding shows its lines
+    expect(first.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "true")
+    expect(row(page, 1)).to_have_text(re.compile("attempt with retries=0"))
+    expect(row(page, 3)).to_have_text(re.compile("Attempt ended: Retry in 0s"))
+    expect(page.locator(ROWS, has_text="retries=1")).to_have_count(0)
+
+    # A line link into attempt 1 opens it; the other earlier attempt stays folded.
+    page.goto(url + "#L2")
+    expect(row(page, 2)).to_have_class(re.compile("tasklog-selected"))
+    expect_on_screen(page, 2)
+    expect(row(page, 0).locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "true")
+    expect(second.locator(".tasklog-toggle")).to_have_attribute("aria-expanded", "false")
+
+
+def attempt_seqs(task_id: str) -> list[int]:
+    """The seqs of the attempt headers: 0 (attempt 1 has no marker line), then each marker's."""
+
+    def markers():
+        lines = TaskLogLine.objects.for_task(task_id)
+        started = lines.filter(stream="marker", message__regex=r"^Attempt [0-9]+ .*started")
+        return list(started.order_by("seq").values_list("seq", flat=True))
+
+    return [0, *outside_the_browser_loop(markers)]
+
+
+@pytest.mark.abuse
+def test_hostile_text_in_attempt_markers_stays_text(live_server_url, browser_page):
+    page = browser_page
+    dialogs = []
+    page.on("dialog", lambda dialog: dialogs.append(dialog.message) or dialog.dismiss())
+    specs = [
+        ("stdout", "first try", None, "", None),
+        ("marker", f"Attempt ended: Retry in 1s: {HOSTILE}", None, "", None),
+        ("marker", f"Attempt 2 ({HOSTILE}) started on \u202eevil.", None, "", None),
+        ("stdout", "second try", None, "", None),
+    ]
+    outside_the_browser_loop(make_lines, TASK_ID, specs)
+    log_in(page, live_server_url, PAGE)
+    expect(row(page, 0).locator(".tasklog-group-meta")).to_have_text(
+        re.compile(r", Retry in 1s: " + re.escape(HOSTILE) + r"\)$")
+    )
+    expect(row(page, 3).locator(".tasklog-group-title")).to_contain_text(HOSTILE)
+    expect(page.locator(".tasklog-viewport img")).to_have_count(0)
+    assert dialogs == []
 
 
 @pytest.mark.abuse

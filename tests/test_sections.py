@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from tasklog import sections
+from tasklog import live, sections
 from tasklog.models import Stream, TaskLogLine
 from tests.rows import make_log
 
@@ -114,6 +114,33 @@ def test_sse_lines_carry_their_place(reader, log):
 def test_only_the_lines_that_open_or_close_a_section_are_read_to_place_a_page(log):
     lines = TaskLogLine.objects.for_task(TASK)
     assert [seq for seq, *_rest in sections.section_lines(lines)] == [2, 4, 6, 7, 8, 9, 10, 12]
+
+
+def test_the_page_ships_the_attempt_markers_of_a_retried_task_only(
+    monkeypatch, django_assert_num_queries
+):
+    rows = [
+        "first",
+        (Stream.MARKER, "Attempt ended: Retry in 1s"),
+        (Stream.MARKER, "Attempt 2 (retry) started on celery@w1."),
+        "Attempt 3 (retry) started, says stdout",  # not a marker: no attempt
+        (Stream.MARKER, "Attempt ended: Retry in 1s"),
+        (Stream.MARKER, "Attempt 3 (retry) started on celery@w1."),
+    ]
+    retried = make_log(TASK, rows=rows, attempts=3)
+    markers = live.attempt_markers(TASK, retried)
+    assert [(line["seq"], line["kind"]) for line in markers] == [
+        (2, "line"),
+        (3, "attempt"),
+        (5, "line"),
+        (6, "attempt"),
+    ]
+    monkeypatch.setattr(live, "MAX_ATTEMPT_MARKERS", 2)
+    assert [line["seq"] for line in live.attempt_markers(TASK, retried)] == [2, 3]
+    retried.attempts = 1  # run once: no attempt sections, no read
+    with django_assert_num_queries(0):
+        assert live.attempt_markers(TASK, retried) == []
+        assert live.attempt_markers(TASK, None) == []
 
 
 def show(*args) -> str:

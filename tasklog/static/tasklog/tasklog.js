@@ -28,6 +28,8 @@
   const TIMESTAMP_MODES = ["absolute", "elapsed", "hidden"];
   const TIMESTAMP_KEY = "tasklog.timestamps";
   const LINK = /^#L(\d{1,10})(?:-L(\d{1,10}))?$/;
+  const ATTEMPT_ENDED = "Attempt ended: "; // the marker a retried attempt ends with (capture)
+  const UNFINISHED = "The previous attempt did not finish."; // in the next attempt's marker
 
   /* ANSI -------------------------------------------------------------------------------- */
 
@@ -85,12 +87,14 @@
 
   /* Groups: which seqs folded groups hide ------------------------------------------------- */
 
-  // Sorted, disjoint [first, last] seq ranges hidden by folded groups, with the count of hidden
-  // seqs before each, so that seq <-> row index is a binary search.
-  function HiddenRanges(groups, lastSeq) {
+  // Sorted, disjoint [first, last] seq ranges hidden by folded sections (groups and attempts),
+  // with the count of hidden seqs before each, so that seq <-> row index is a binary search.
+  // Rows start at seq `first`: 0 when attempt 1's header (a row of no line) leads the log, else 1.
+  function HiddenRanges(sections, lastSeq, first) {
     const ranges = [];
-    this.growing = false; // a folded group still open: it grows with the log
-    for (const group of groups.values()) {
+    this.first = first;
+    this.growing = false; // a folded section still open: it grows with the log
+    for (const group of sections) {
       if (!group.folded) continue;
       this.growing = this.growing || group.end === null;
       const last = Math.min(group.end === null ? lastSeq : group.end - 1, lastSeq);
@@ -129,21 +133,21 @@
   // The row of seq (a hidden seq: the row of the group header that hides it).
   HiddenRanges.prototype.indexOf = function (seq) {
     const i = this.find(seq);
-    if (i < 0) return seq - 1;
+    if (i < 0) return seq - this.first;
     const [first, last] = this.ranges[i];
-    if (seq <= last) return first - 2 - this.before[i];
-    return seq - 1 - this.before[i] - (last - first + 1);
+    if (seq <= last) return first - 1 - this.first - this.before[i];
+    return seq - this.first - this.before[i] - (last - first + 1);
   };
 
   HiddenRanges.prototype.seqAt = function (index) {
     let low = 0, high = this.ranges.length - 1, found = -1;
     while (low <= high) {  // the last range whose first seq's row is at or before index
       const middle = (low + high) >> 1;
-      if (this.ranges[middle][0] - 1 - this.before[middle] <= index) { found = middle; low = middle + 1; } else high = middle - 1;
+      if (this.ranges[middle][0] - this.first - this.before[middle] <= index) { found = middle; low = middle + 1; } else high = middle - 1;
     }
-    if (found < 0) return index + 1;
+    if (found < 0) return index + this.first;
     const [first, last] = this.ranges[found];
-    return index + 1 + this.before[found] + (last - first + 1);
+    return index + this.first + this.before[found] + (last - first + 1);
   };
 
   HiddenRanges.prototype.nextVisible = function (seq) {
@@ -165,7 +169,12 @@
     this.blocks = new Map(); // block number -> {lines: Map seq -> line, complete, used}
     this.loading = new Set();
     this.groups = new Map(); // group_start seq -> {seq, title, end, lines, duration, error, parent, folded, toggled}
-    this.hidden = null; // HiddenRanges, rebuilt when groups change
+    // Attempts of a retried task, each a section: marker seq (0 for attempt 1, which has no
+    // marker line) -> {seq, title, end, endedAt, started, folded, toggled}. Empty until
+    // a second attempt's marker is known: a task run once shows no attempt sections.
+    this.attempts = new Map();
+    this.endings = new Map(); // seq -> line of each "Attempt ended: …" marker (one per attempt at most)
+    this.hidden = null; // HiddenRanges, rebuilt when groups or attempts change
     this.items = []; // filtered view: the window of lines the filters keep, in seq order
     this.atStart = this.atEnd = false;
     this.jumps = 0; // filtered view: jumps made, so that a superseded window load is dropped
@@ -195,6 +204,7 @@
     this.control("reader").hidden = false;
     this.readUrl();
     for (const line of this.data.lines) this.store(line, false);  // shown until fetched
+    for (const line of this.data.attempt_markers) this.learnGroups(line);  // every attempt folds from the start
     this.empty.hidden = this.lastSeq > 0;
     this.box.addEventListener("scroll", () => this.onScroll());
     this.viewport.addEventListener("click", (event) => this.onClick(event));
@@ -466,8 +476,37 @@
       for (const group of this.groups.values()) {
         if (group.end === null && group.seq < line.seq) this.close(group, line);
       }
+      this.learnAttempt(line);
+    }
+    if (line.seq === 1) this.firstTimestamp = line.timestamp;  // when attempt 1 started
+    if (line.stream === "marker" && line.message.startsWith(ATTEMPT_ENDED)) {
+      this.endings.set(line.seq, line);  // kept apart: the block holding it may be evicted
     }
     if (line.error && line.group) this.openForError(line.group);
+  };
+
+  // A retry's marker line starts an attempt and ends the one before it (the attempt with the
+  // nearest lower seq known; attempt 1 starts the log). Markers may come in any order (blocks
+  // load where the reader scrolls), so each new one finds its place among those known.
+  LiveLog.prototype.learnAttempt = function (line) {
+    if (!this.attempts.size) {
+      this.attempts.set(0, { seq: 0, title: "Attempt 1", end: null, toggled: false, folded: false });
+    }
+    if (this.attempts.has(line.seq)) return;
+    let previous = null, next = null;
+    for (const attempt of this.attempts.values()) {
+      if (attempt.seq < line.seq && (!previous || attempt.seq > previous.seq)) previous = attempt;
+      if (attempt.seq > line.seq && (!next || attempt.seq < next.seq)) next = attempt;
+    }
+    const attempt = { seq: line.seq, title: line.message, started: line.timestamp, toggled: false };
+    attempt.end = next ? next.seq : null;
+    attempt.endedAt = next ? next.started : null;
+    this.attempts.set(line.seq, attempt);
+    previous.end = line.seq;
+    previous.endedAt = line.timestamp;
+    this.hidden = null;
+    this.refold(previous);
+    this.refold(attempt);
   };
 
   LiveLog.prototype.close = function (group, line) {
@@ -486,7 +525,8 @@
     }
   };
 
-  // A closed group is folded unless it holds an error, the reader opened it, or a jump went inside.
+  // A closed group is folded unless it holds an error, the reader opened it, or a jump went inside;
+  // so is an attempt once the next one starts (the last attempt stays open, error or not).
   LiveLog.prototype.refold = function (group) {
     if (group.toggled) return;
     const pinnedInside = this.pinned !== null && this.pinned > group.seq &&
@@ -499,7 +539,10 @@
   };
 
   LiveLog.prototype.ranges = function () {
-    if (!this.hidden) this.hidden = new HiddenRanges(this.groups, this.lastSeq);
+    if (!this.hidden) {
+      const sections = [...this.attempts.values(), ...this.groups.values()];
+      this.hidden = new HiddenRanges(sections, this.lastSeq, this.attempts.size ? 0 : 1);
+    }
     return this.hidden;
   };
 
@@ -605,7 +648,7 @@
   /* Rows and scrolling */
 
   LiveLog.prototype.count = function () {
-    return this.filtered ? this.items.length : this.lastSeq - this.ranges().total;
+    return this.filtered ? this.items.length : this.lastSeq + 1 - this.ranges().first - this.ranges().total;
   };
 
   LiveLog.prototype.indexOf = function (seq) {
@@ -653,7 +696,7 @@
     const top = this.topIndex();
     const index = Math.floor(top);
     const seq = this.filtered ? (this.items[index] || {}).seq : this.ranges().seqAt(index);
-    return { seq: seq || 1, offset: top - index };
+    return { seq: seq ?? 1, offset: top - index };  // seq 0: attempt 1's header
   };
 
   LiveLog.prototype.restore = function (anchor) {
@@ -700,8 +743,8 @@
         line = this.items[index];
         seq = line.seq;
       } else {
-        line = this.lineAt(seq);
-        if (!(this.blocks.get(this.block(seq)) || {}).complete) missing.push(seq);
+        line = seq === 0 ? this.firstAttemptLine() : this.lineAt(seq);
+        if (seq !== 0 && !(this.blocks.get(this.block(seq)) || {}).complete) missing.push(seq);
       }
       const row = line ? this.row(line) : this.pendingRow(seq, missing[missing.length - 1] === seq);
       row.style.top = ((index - top) * this.rowHeight) + "px";
@@ -736,10 +779,10 @@
     if (this.selection && line.seq >= this.selection[0] && line.seq <= this.selection[1]) {
       row.classList.add("tasklog-selected");
     }
-    const number = document.createElement("a");
+    const number = document.createElement(line.seq ? "a" : "span");  // attempt 1's header has no line
     number.className = "tasklog-seq";
-    number.href = "#L" + line.seq;
-    number.textContent = line.seq;
+    if (line.seq) number.href = "#L" + line.seq;
+    number.textContent = line.seq || "";
     const time = document.createElement("time");
     time.className = "tasklog-time";
     time.dateTime = line.timestamp || "";
@@ -751,7 +794,8 @@
     message.className = "tasklog-message";
     message.style.paddingLeft = (line.depth || 0) * 1.5 + "em";
     row.append(number, time, message);
-    const group = line.kind === "group_start" && !this.filtered ? this.groups.get(line.seq) : null;
+    const group = this.filtered ? null : line.kind === "group_start" ? this.groups.get(line.seq) :
+      line.kind === "attempt" ? this.attempts.get(line.seq) : null;
     if (group) {
       const toggle = document.createElement("button");
       toggle.type = "button";
@@ -759,7 +803,8 @@
       toggle.setAttribute("aria-expanded", String(!group.folded));
       toggle.textContent = group.folded ? "▸" : "▾";
       message.append(toggle, span("tasklog-group-title", group.title));
-      message.append(" ", span("tasklog-group-meta", this.groupSummary(group)));
+      const summary = line.kind === "attempt" ? this.attemptSummary(group) : this.groupSummary(group);
+      message.append(" ", span("tasklog-group-meta", summary));
       if (group.error) row.classList.add("tasklog-group-error");
       return row;
     }
@@ -785,6 +830,30 @@
     return "(" + count + duration + ")";
   };
 
+  // Attempt 1 has no marker line: its header is a row of its own before line 1.
+  LiveLog.prototype.firstAttemptLine = function () {
+    return { seq: 0, kind: "attempt", stream: "marker", message: "Attempt 1", depth: 0, timestamp: this.firstTimestamp || this.data.task.started };
+  };
+
+  // "(3 lines, 1.2 s, Retry in 5s)": its lines, how long it ran and how it ended (the "Attempt
+  // ended: …" marker a retry writes last, "error" after a traceback, or the next attempt's word
+  // that it did not finish), as far as the lines in memory tell.
+  LiveLog.prototype.attemptSummary = function (attempt) {
+    const lines = (attempt.end === null ? this.lastSeq + 1 : attempt.end) - attempt.seq - 1;
+    const count = lines.toLocaleString("en") + (lines === 1 ? " line" : " lines");
+    if (attempt.end === null) return this.ended || this.data.task.complete ? "(" + count + ")" : "(running, " + count + ")";
+    const ending = this.endings.get(attempt.end - 1);
+    const last = ending || this.lineAt(attempt.end - 1);
+    const started = attempt.seq ? attempt.started : this.firstTimestamp || this.data.task.started;
+    const duration = (Date.parse(last ? last.timestamp : attempt.endedAt) - Date.parse(started)) / 1000;
+    const parts = [count];
+    if (!isNaN(duration)) parts.push(duration.toFixed(1) + " s");
+    if (ending) parts.push(ending.message.slice(ATTEMPT_ENDED.length));
+    else if (last && last.error) parts.push("error");
+    else if ((this.attempts.get(attempt.end) || { title: "" }).title.endsWith(UNFINISHED)) parts.push("did not finish");
+    return "(" + parts.join(", ") + ")";
+  };
+
   /* Line links, jumps and folding */
 
   LiveLog.prototype.onClick = function (event) {
@@ -808,7 +877,7 @@
   };
 
   LiveLog.prototype.toggleGroup = function (seq) {
-    const group = this.groups.get(seq);
+    const group = this.groups.get(seq) || this.attempts.get(seq);
     if (!group) return;
     const anchor = this.anchor();
     group.toggled = true;
@@ -829,6 +898,7 @@
     this.pinned = seq;
     this.stick = false;
     for (const group of this.groups.values()) this.refold(group);
+    for (const attempt of this.attempts.values()) this.refold(attempt);
     if (this.filtered) {
       this.items = [];
       const loaded = this.loadWindow(seq, true);
