@@ -83,6 +83,7 @@ def test_the_system_check_knows_a_pool_setting_given_as_a_path_or_class(settings
     assert f"CAPTURE_FD=True cannot be used with the {named!r} pool" in error.msg
 
 
+@pytest.mark.django_db(transaction=True)  # a starting worker looks at the lines table
 def test_a_worker_with_a_subclass_of_prefork_may_capture_descriptors(settings):
     settings.CELERY_TASKLOG_CAPTURE_FD = True
 
@@ -90,6 +91,7 @@ def test_a_worker_with_a_subclass_of_prefork_may_capture_descriptors(settings):
     assert [error.id for error in worker_errors(InstrumentedGeventPool)] == ["tasklog.E006"]
 
 
+@pytest.mark.django_db(transaction=True)  # a starting worker looks at the lines table
 def test_the_worker_check_and_the_system_check_agree(settings):
     settings.CELERY_TASKLOG_CAPTURE_FD = True
     settings.CELERY_TASKLOG_MAX_LINES = "abc"
