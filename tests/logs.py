@@ -9,6 +9,8 @@ from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
+from tasklog import push
+from tasklog.conf import settings
 from tasklog.models import Stream, TaskLog, TaskLogLine
 
 TASK_ID = "0b6f2a52-6a35-4c39-9a7e-3d4c1f7e9a01"
@@ -39,21 +41,31 @@ def add_lines(task_id: str, messages, *, first_seq: int | None = None, stream=St
         for offset, message in enumerate(messages)
     )
     TaskLog.objects.filter(task_id=task_id).update(lines=first_seq + len(messages) - 1)
+    changed(task_id)
+
+
+def changed(task_id: str) -> None:
+    """NOTIFY as the worker does after a flush and at the end of a run: a live view with
+    pushed updates (PostgreSQL) wakes now, not at its next recheck."""
+    push.notify(task_id, settings.DATABASE)
 
 
 def close_log(task_id: str = TASK_ID) -> None:
     """End the run as the worker does after the task's last lines."""
     TaskLog.objects.filter(task_id=task_id).update(finished=timezone.now())
+    changed(task_id)
 
 
 def make_result(task_id: str = TASK_ID, status: str = "SUCCESS", result=None) -> TaskResult:
-    return TaskResult.objects.create(
+    stored = TaskResult.objects.create(
         task_id=task_id,
         status=status,
         content_type="application/json",
         content_encoding="utf-8",
         result=json.dumps(result),
     )
+    changed(task_id)
+    return stored
 
 
 def make_user(
