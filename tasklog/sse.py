@@ -214,6 +214,7 @@ def next_tick(moment: float, interval: float) -> float:
 
 
 _reads_in_flight: dict[tuple, tuple[float, asyncio.Future]] = {}
+SHARED_READ_KEPT = 1.0  # seconds a finished read stays joinable by streams woken before it began
 
 
 async def shared_read(task_id: str, after: int, not_before: float) -> Snapshot:
@@ -221,7 +222,9 @@ async def shared_read(task_id: str, after: int, not_before: float) -> Snapshot:
     that began at ``not_before`` or later (a thousand viewers woken by one flush: one read).
 
     A read that began after a stream's wake-up sees the change that woke it, so joining it
-    loses nothing; a read begun earlier is never joined.
+    loses nothing; a read begun earlier is never joined. A finished read stays joinable for
+    ``SHARED_READ_KEPT``: on a loaded server the streams of one wake-up can reach their read
+    after the first of them has finished it.
     """
     place = (asyncio.get_running_loop(), task_id, after)
     in_flight = _reads_in_flight.get(place)
@@ -230,13 +233,16 @@ async def shared_read(task_id: str, after: int, not_before: float) -> Snapshot:
     read = asyncio.ensure_future(in_pool(read_snapshot)(task_id, after))
     _reads_in_flight[place] = (time.monotonic(), read)
 
+    def forget_later(done: asyncio.Future) -> None:
+        if not done.cancelled():
+            done.exception()  # retrieved: every stream that waited on it got it already
+        place[0].call_later(SHARED_READ_KEPT, forget, done)
+
     def forget(done: asyncio.Future) -> None:
         if _reads_in_flight.get(place, (0, None))[1] is done:
             del _reads_in_flight[place]
-        if not done.cancelled():
-            done.exception()  # retrieved: every stream that waited on it got it already
 
-    read.add_done_callback(forget)
+    read.add_done_callback(forget_later)
     return await asyncio.shield(read)
 
 
