@@ -145,6 +145,8 @@ def _store_in_one_transaction(task_id, cap, position, batch, alias, *, locked) -
             batch.token,
             truncated=kept.head is not None,
             final=batch.final,
+            # Live views wake on commit (tasklog.push); the claim carries the NOTIFY.
+            returning=push.notification(task_id, alias),
         ):
             raise NumbersTaken
         dropped = batch.trimmed
@@ -154,7 +156,6 @@ def _store_in_one_transaction(task_id, cap, position, batch, alias, *, locked) -
         insert_isolating_refused(rows, alias)
         if dropped + not_kept:
             logs.count_dropped(task_id, dropped + not_kept)
-        push.notify(task_id, alias)  # delivered on commit: live views wake (tasklog.push)
         # The batch's transaction ends here: all of the above commits, or none of it.
     return Position(last_seq, batch.last_rel)
 
@@ -217,11 +218,11 @@ def insert_isolating_refused(rows: list, alias: str) -> None:
     others: the rows are halved until each refused one is found, which is then replaced by a
     marker saying why. Connection errors propagate (retry later).
 
-    Each try runs in a savepoint, so a refusal leaves the flush's transaction usable.
+    ``insert_rows`` runs each try in its own savepoint, so a refusal leaves the flush's
+    transaction usable; a second savepoint here would cost two more round trips a flush.
     """
     try:
-        with transaction.atomic(using=alias):
-            insert_rows(rows, alias)
+        insert_rows(rows, alias)
         return
     except REFUSED_VALUE_ERRORS as error:
         if len(rows) == 1:
@@ -243,12 +244,12 @@ def _store_refused_row(row: tuple, error: BaseException, alias: str) -> None:
             "tasklog: the database refused line %s of task %s (%s)", seq, task_id, refusal
         )
     marker = f"Line {seq} not stored: the database refused it ({refusal})."
-    with transaction.atomic(using=alias):
-        insert_rows([marker_row(task_id, seq, moment, marker)], alias)
+    insert_rows([marker_row(task_id, seq, moment, marker)], alias)
 
 
 def insert_rows(rows: list, alias: str) -> None:
-    """Insert line rows (``LINE_COLUMNS``) in one statement (see the queryset method)."""
+    """Insert line rows (``LINE_COLUMNS``) in one statement and its own savepoint: all of
+    them or, when the database refuses one, none (see the queryset method)."""
     TaskLogLine.objects.using(alias).insert_rows(rows, LINE_COLUMNS)
 
 
