@@ -472,7 +472,7 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
         middle.delete()
         return deleted_lines
 
-    def insert_rows(self, rows: list, columns: tuple[str, ...]) -> None:
+    def insert_rows(self, rows: list, columns: tuple[str, ...], *, savepoint: bool = True) -> None:
         """Insert line rows (tuples in ``columns`` order) in one statement: a binary COPY on
         PostgreSQL with psycopg 3 (the fastest ingest), the driver's ``executemany`` on SQLite
         and MySQL (``capture.bulk``), ``bulk_create`` elsewhere. A row stored already (a
@@ -480,7 +480,9 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
 
         Each way runs in its own savepoint: when the database refuses a row, nothing of the
         statement is stored and the caller's transaction goes on (``storage`` relies on it to
-        isolate the refused row without a savepoint of its own)."""
+        isolate the refused row without a savepoint of its own). ``savepoint=False`` saves
+        two round trips on PostgreSQL for a caller that rolls back on any error: the COPY
+        runs bare, and a row stored already is an ``IntegrityError`` for it to handle."""
         from .capture import bulk
 
         if not rows:
@@ -492,6 +494,10 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
             with connection.cursor() as cursor:
                 raw = cursor.cursor
                 if hasattr(raw, "copy"):
+                    if not savepoint:
+                        with connection.wrap_database_errors:
+                            self._copy_rows(raw, connection, rows, columns)
+                        return
                     try:
                         with transaction.atomic(using=self.db), connection.wrap_database_errors:
                             self._copy_rows(raw, connection, rows, columns)
