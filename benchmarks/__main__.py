@@ -16,6 +16,7 @@ import sys
 BENCHMARKS = (
     "throughput",
     "print_cost",
+    "flush_cost",
     "latency",
     "biglogs",
     "search",

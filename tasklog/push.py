@@ -71,9 +71,19 @@ def is_on(alias: str | None = None) -> bool:
 def notify(task_id: str, alias: str) -> None:
     """Tell listening web processes that the task changed; delivered when the caller's
     transaction commits (at once outside a transaction)."""
-    if is_on(alias):
+    notice = notification(task_id, alias)
+    if notice is not None:
+        expression, params = notice
         with connections[alias].cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, key(task_id)])
+            cursor.execute(f"SELECT {expression}", params)
+
+
+def notification(task_id: str, alias: str) -> tuple[str, list] | None:
+    """``notify`` as an SQL expression and its parameters, for a writer to fold into a
+    statement it runs anyway (a round trip less); None where nothing is pushed."""
+    if not is_on(alias):
+        return None
+    return "pg_notify(%s, %s)", [CHANNEL, key(task_id)]
 
 
 def notify_run_end(sender=None, task_id=None, request=None, **kwargs) -> None:

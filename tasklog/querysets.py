@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connections, models, transaction
-from django.db.models import F
+from django.db.models import F, sql
 from django.utils import timezone
 
 from .conf import settings
@@ -220,16 +220,29 @@ class TaskLogQuerySet(LogDatabaseQuerySet):
         *,
         truncated: bool,
         final: bool,
+        returning: tuple[str, list] | None = None,
     ) -> bool:
         """Move ``lines`` on to ``last_seq`` if it still is ``stored_lines``; the row stays
         locked until the transaction ends, so the numbers in between are the caller's.
-        False when another writer moved it first."""
+        False when another writer moved it first.
+
+        ``returning`` (an SQL expression and its parameters, PostgreSQL: e.g. the flush's
+        ``pg_notify``) is evaluated by the same statement, for the claimed row only."""
         changes = {"lines": last_seq, "last_seen": timezone.now(), "flush_token": token}
         if truncated:
             changes["truncated"] = True
         if final:
             changes["finished"] = changes["last_seen"]
-        return bool(self.filter(task_id=task_id, lines=stored_lines).update(**changes))
+        claimed = self.filter(task_id=task_id, lines=stored_lines)
+        if returning is None:
+            return bool(claimed.update(**changes))
+        query = claimed.query.chain(sql.UpdateQuery)
+        query.add_update_values(changes)
+        statement, params = query.get_compiler(self.db).as_sql()
+        expression, returning_params = returning
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(f"{statement} RETURNING {expression}", [*params, *returning_params])
+            return cursor.rowcount > 0
 
     def count_dropped(self, task_id: str, count: int) -> None:
         self.filter(task_id=task_id).update(dropped=F("dropped") + count)
@@ -459,11 +472,17 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
         middle.delete()
         return deleted_lines
 
-    def insert_rows(self, rows: list, columns: tuple[str, ...]) -> None:
+    def insert_rows(self, rows: list, columns: tuple[str, ...], *, savepoint: bool = True) -> None:
         """Insert line rows (tuples in ``columns`` order) in one statement: a binary COPY on
         PostgreSQL with psycopg 3 (the fastest ingest), the driver's ``executemany`` on SQLite
         and MySQL (``capture.bulk``), ``bulk_create`` elsewhere. A row stored already (a
-        retried flush) is skipped."""
+        retried flush) is skipped.
+
+        Each way runs in its own savepoint: when the database refuses a row, nothing of the
+        statement is stored and the caller's transaction goes on (``storage`` relies on it to
+        isolate the refused row without a savepoint of its own). ``savepoint=False`` saves
+        two round trips on PostgreSQL for a caller that rolls back on any error: the COPY
+        runs bare, and a row stored already is an ``IntegrityError`` for it to handle."""
         from .capture import bulk
 
         if not rows:
@@ -475,17 +494,22 @@ class TaskLogLineQuerySet(LogDatabaseQuerySet):
             with connection.cursor() as cursor:
                 raw = cursor.cursor
                 if hasattr(raw, "copy"):
+                    if not savepoint:
+                        with connection.wrap_database_errors:
+                            self._copy_rows(raw, connection, rows, columns)
+                        return
                     try:
                         with transaction.atomic(using=self.db), connection.wrap_database_errors:
                             self._copy_rows(raw, connection, rows, columns)
                         return
                     except IntegrityError:
                         pass  # a row is stored already (a retried flush): insert the rest below.
-        self.bulk_create(
-            [self.model(**dict(zip(columns, row, strict=True))) for row in rows],
-            batch_size=2000,
-            ignore_conflicts=True,
-        )
+        with transaction.atomic(using=self.db):
+            self.bulk_create(
+                [self.model(**dict(zip(columns, row, strict=True))) for row in rows],
+                batch_size=2000,
+                ignore_conflicts=True,
+            )
 
     def _copy_rows(self, raw_cursor, connection, rows: list, columns: tuple[str, ...]) -> None:
         """One binary COPY: psycopg turns datetimes into binary far faster than into text, and

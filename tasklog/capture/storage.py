@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -31,6 +32,11 @@ UNREACHABLE_ERRORS = (OperationalError, InterfaceError)
 # The database (or its driver) refuses a value: retrying the same rows would fail forever.
 REFUSED_VALUE_ERRORS = (DataError, IntegrityError, ValueError, TypeError, OverflowError)
 REFUSAL_TEXT_LENGTH = 300
+
+# Set while a flush inserts its rows whole, inside its transaction: a refusal rolls the flush
+# back and it is tried again, so the insert needs no savepoint of its own. A context variable,
+# not an argument, so that ``insert_rows(rows, alias)`` stays the one seam of every insert.
+_without_savepoint: ContextVar[bool] = ContextVar("tasklog_insert_without_savepoint", default=False)
 
 
 def is_unreachable(error: BaseException) -> bool:
@@ -119,12 +125,29 @@ def store_batch(task_id: str, cap: Cap, position: Position, batch: Batch, alias:
     a row lock.
     """
     try:
-        return _store_in_one_transaction(task_id, cap, position, batch, alias, locked=False)
+        return _store_isolating_on_refusal(task_id, cap, position, batch, alias, locked=False)
     except NumbersTaken:
-        return _store_in_one_transaction(task_id, cap, position, batch, alias, locked=True)
+        return _store_isolating_on_refusal(task_id, cap, position, batch, alias, locked=True)
 
 
-def _store_in_one_transaction(task_id, cap, position, batch, alias, *, locked) -> Position:
+def _store_isolating_on_refusal(task_id, cap, position, batch, alias, *, locked) -> Position:
+    """Insert the rows without a savepoint first (two round trips less a flush). After an
+    error PostgreSQL takes no further statement in the transaction: a refused row rolls the
+    whole flush back, and it is stored again with each try in a savepoint, refused rows
+    isolated (``insert_isolating_refused``)."""
+    try:
+        return _store_in_one_transaction(
+            task_id, cap, position, batch, alias, locked=locked, isolating=False
+        )
+    except REFUSED_VALUE_ERRORS:
+        return _store_in_one_transaction(
+            task_id, cap, position, batch, alias, locked=locked, isolating=True
+        )
+
+
+def _store_in_one_transaction(
+    task_id, cap, position, batch, alias, *, locked, isolating
+) -> Position:
     logs = TaskLog.objects.using(alias)
     with transaction.atomic(using=alias):
         if locked:
@@ -145,16 +168,24 @@ def _store_in_one_transaction(task_id, cap, position, batch, alias, *, locked) -
             batch.token,
             truncated=kept.head is not None,
             final=batch.final,
+            # Live views wake on commit (tasklog.push); the claim carries the NOTIFY.
+            returning=push.notification(task_id, alias),
         ):
             raise NumbersTaken
         dropped = batch.trimmed
         if kept.head is not None:
             dropped += TaskLogLine.objects.using(alias).delete_middle(task_id, cap.head, kept.start)
         rows, not_kept = batch_rows(task_id, cap, position.base(), kept, batch)
-        insert_isolating_refused(rows, alias)
+        if isolating:
+            insert_isolating_refused(rows, alias)
+        else:
+            without_savepoint = _without_savepoint.set(True)
+            try:
+                insert_rows(rows, alias)
+            finally:
+                _without_savepoint.reset(without_savepoint)
         if dropped + not_kept:
             logs.count_dropped(task_id, dropped + not_kept)
-        push.notify(task_id, alias)  # delivered on commit: live views wake (tasklog.push)
         # The batch's transaction ends here: all of the above commits, or none of it.
     return Position(last_seq, batch.last_rel)
 
@@ -217,11 +248,11 @@ def insert_isolating_refused(rows: list, alias: str) -> None:
     others: the rows are halved until each refused one is found, which is then replaced by a
     marker saying why. Connection errors propagate (retry later).
 
-    Each try runs in a savepoint, so a refusal leaves the flush's transaction usable.
+    ``insert_rows`` runs each try in its own savepoint, so a refusal leaves the flush's
+    transaction usable; a second savepoint here would cost two more round trips a flush.
     """
     try:
-        with transaction.atomic(using=alias):
-            insert_rows(rows, alias)
+        insert_rows(rows, alias)
         return
     except REFUSED_VALUE_ERRORS as error:
         if len(rows) == 1:
@@ -243,13 +274,15 @@ def _store_refused_row(row: tuple, error: BaseException, alias: str) -> None:
             "tasklog: the database refused line %s of task %s (%s)", seq, task_id, refusal
         )
     marker = f"Line {seq} not stored: the database refused it ({refusal})."
-    with transaction.atomic(using=alias):
-        insert_rows([marker_row(task_id, seq, moment, marker)], alias)
+    insert_rows([marker_row(task_id, seq, moment, marker)], alias)
 
 
 def insert_rows(rows: list, alias: str) -> None:
-    """Insert line rows (``LINE_COLUMNS``) in one statement (see the queryset method)."""
-    TaskLogLine.objects.using(alias).insert_rows(rows, LINE_COLUMNS)
+    """Insert line rows (``LINE_COLUMNS``) in one statement and its own savepoint: all of
+    them or, when the database refuses one, none (see the queryset method). Without the
+    savepoint while a flush tries its batch whole (``_store_isolating_on_refusal``)."""
+    lines = TaskLogLine.objects.using(alias)
+    lines.insert_rows(rows, LINE_COLUMNS, savepoint=not _without_savepoint.get())
 
 
 def touch_run(task_id: str, alias: str) -> None:
