@@ -22,7 +22,10 @@ from tests.test_archive import ALIAS, archiving, stored_objects
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.django_db]
 
-TODAY = timezone.now().date()
+
+def today():
+    """The UTC day now: read per use, so that a run crossing midnight checks the right day."""
+    return timezone.now().date()
 
 
 def days_ago(days: float):
@@ -69,8 +72,8 @@ def test_lines_of_a_task_go_to_the_partition_of_the_day_it_was_first_recorded(by
     write("queued-long-ago", "first line, written today")
     write("running-since-yesterday", "after midnight")
 
-    assert where_lines_are("queued-long-ago") == {name(TODAY - timedelta(days=2)): 1}
-    assert where_lines_are("running-since-yesterday") == {name(TODAY - timedelta(days=1)): 1}
+    assert where_lines_are("queued-long-ago") == {name(today() - timedelta(days=2)): 1}
+    assert where_lines_are("running-since-yesterday") == {name(today() - timedelta(days=1)): 1}
 
 
 def test_a_duplicate_line_number_is_refused_whatever_day_it_was_written(by_day):
@@ -91,9 +94,9 @@ def test_conversion_keeps_every_line_and_puts_each_task_in_one_partition(setting
 
     assert "The lines table is partitioned by day: 2100 lines copied in" in out
     assert partitions.is_partitioned("default")
-    assert where_lines_are("task5") == {name(TODAY - timedelta(days=5)): 2000}
-    assert where_lines_are("task0") == {name(TODAY): 50}
-    future = [name(TODAY + timedelta(days=n)) for n in (1, 2, 3)]
+    assert where_lines_are("task5") == {name(today() - timedelta(days=5)): 2000}
+    assert where_lines_are("task0") == {name(today()): 50}
+    future = [name(today() + timedelta(days=n)) for n in (1, 2, 3)]
     assert all(f"{partition}  " in out for partition in future)
     out = command("tasklog_partition", "--revert")
     assert "a plain table again: 2100 lines copied" in out
@@ -102,7 +105,7 @@ def test_conversion_keeps_every_line_and_puts_each_task_in_one_partition(setting
 
 
 def test_partitions_are_created_ahead_and_a_missing_one_on_first_use(by_day):
-    later = TODAY + timedelta(days=10)
+    later = today() + timedelta(days=10)
     assert partitions.ensure_ahead("default", "day", today=later) == [
         name(later + timedelta(days=n)) for n in range(4)
     ]
@@ -110,11 +113,11 @@ def test_partitions_are_created_ahead_and_a_missing_one_on_first_use(by_day):
 
     # A task first recorded on a day whose partition was never made (it is dropped here):
     make_log("old", started=days_ago(20), rows=["kept"])
-    assert where_lines_are("old") == {name(TODAY - timedelta(days=20)): 1}
+    assert where_lines_are("old") == {name(today() - timedelta(days=20)): 1}
 
 
 def test_lines_waiting_in_the_default_partition_move_when_their_partition_is_made(by_day):
-    old_day = TODAY - timedelta(days=30)
+    old_day = today() - timedelta(days=30)
     make_log("late", started=days_ago(30))
     with connection.cursor() as cursor:  # as a flush that could not create the partition would
         cursor.execute(
@@ -140,14 +143,14 @@ def test_prune_drops_an_expired_partition_and_deletes_a_straddling_log_row_by_ro
     partitions.convert("default", "day")
     try:
         dry = command("tasklog_prune", "--dry-run")
-        dropped = name(TODAY - timedelta(days=40))
+        dropped = name(today() - timedelta(days=40))
         assert f"Would drop partition {dropped} (3 task logs and 15 lines)." in dry
         assert dry.endswith("Would delete 1 task log and 4 lines.\n")  # the straddling day
         assert where_lines_are("old0") == {dropped: 5}
 
         result = prune_task_logs.apply().get()
 
-        kept = name(TODAY - timedelta(days=39))
+        kept = name(today() - timedelta(days=39))
         assert result["partitions_dropped"][0] == dropped  # then the empty days up to -31
         assert kept not in result["partitions_dropped"]
         assert len(result["partitions_dropped"]) == 9
@@ -165,7 +168,7 @@ def test_prune_drops_an_expired_partition_and_deletes_a_straddling_log_row_by_ro
 
 def test_a_log_that_comes_alive_keeps_its_partition(by_day, settings):
     make_log("old", rows=["x"], started=days_ago(40), last_seen=days_ago(40))
-    [partition] = [p for p in partitions.partitions("default") if p.start < TODAY - timedelta(35)]
+    [partition] = [p for p in partitions.partitions("default") if p.start < today() - timedelta(35)]
     cutoff = days_ago(30)
     TaskLog.objects.filter(task_id="old").update(last_seen=timezone.now())  # a retry started
 
@@ -212,7 +215,7 @@ def test_readers_see_every_line_before_during_and_after_the_conversion(settings)
         assert failures == []
         assert len(seen) >= before + 10
         assert set(seen) == {(20_000, 20_000)}
-        assert where_lines_are("big") == {name(TODAY - timedelta(days=2)): 20_000}
+        assert where_lines_are("big") == {name(today() - timedelta(days=2)): 20_000}
     finally:
         partitions.revert("default")
 
@@ -226,7 +229,7 @@ def test_a_tasks_lines_are_read_from_its_partition_only(by_day):
     assert list(TaskLogLine.objects.for_task("yesterday").values_list("message")) == [("old",)]
     scans = [line for line in plan.splitlines() if "tasklog_tasklogline_" in line]
     read = [line for line in scans if "never executed" not in line]
-    assert read and all(name(TODAY - timedelta(days=1)) in line for line in read), plan
+    assert read and all(name(today() - timedelta(days=1)) in line for line in read), plan
 
 
 def test_rows_of_several_tasks_in_one_copy_each_go_to_their_tasks_partition(by_day):
@@ -243,8 +246,8 @@ def test_rows_of_several_tasks_in_one_copy_each_go_to_their_tasks_partition(by_d
             "default",
         )
 
-    assert where_lines_are("two-days") == {name(TODAY - timedelta(days=2)): 1}
-    assert where_lines_are("today") == {name(TODAY): 1}
+    assert where_lines_are("two-days") == {name(today() - timedelta(days=2)): 1}
+    assert where_lines_are("today") == {name(today()): 1}
 
 
 def test_lines_stored_before_the_conversion_are_read_while_the_setting_is_on(settings):
@@ -271,7 +274,7 @@ def test_the_admin_lists_the_lines_of_a_task_from_its_partition(by_day, admin_cl
 
 
 def test_prune_creates_a_missing_partition_ahead_and_says_so(by_day):
-    third = name(TODAY + timedelta(days=3))
+    third = name(today() + timedelta(days=3))
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE {third}")
 
@@ -295,6 +298,6 @@ def test_dropping_a_partition_deletes_the_archives_of_its_logs(by_day, settings,
 
         result = prune_task_logs.apply().get()
 
-        assert name(TODAY - timedelta(days=40)) in result["partitions_dropped"]
+        assert name(today() - timedelta(days=40)) in result["partitions_dropped"]
         assert not TaskLog.objects.filter(task_id="archived-old").exists()
         assert stored_objects(storages[ALIAS]) == []
