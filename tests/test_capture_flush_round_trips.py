@@ -17,7 +17,8 @@ from tasklog.capture.context import health
 from tasklog.models import TaskLogLine
 from tests.utils import log_of, stored
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# COPY, savepoints and NOTIFY: PostgreSQL only.
+pytestmark = [pytest.mark.postgresql, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
