@@ -127,10 +127,16 @@ class TaskCapture:
         count = len(raw)
         if count >= self._raw_limit or count == self._raw_wake or self._oldest is None:
             self._after_arrival(count)
-        elif not count % YIELD_EVERY and flusher_is_storing():
+        elif (
+            count % YIELD_EVERY < 2 * RAW_ITEMS
+            and (writer is None or written.endswith("\n"))
+            and flusher_is_storing()
+        ):
             # A task printing flat out holds the GIL; the flusher, back from each socket
             # write, would wait a whole switch interval (5 ms) to get it again. Letting it
-            # run now and then keeps the pipeline to the database full.
+            # run now and then keeps the pipeline to the database full. Only at the end of a
+            # line: under gevent the sleep switches greenlets, and another greenlet of the
+            # task must not write into the middle of this one's print().
             time.sleep(0)
 
     def add_line(
