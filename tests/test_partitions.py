@@ -12,6 +12,7 @@ import pytest
 from django.core.files.storage import storages
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from tasklog import archive, partitions
@@ -301,3 +302,17 @@ def test_dropping_a_partition_deletes_the_archives_of_its_logs(by_day, settings,
         assert name(today() - timedelta(days=40)) in result["partitions_dropped"]
         assert not TaskLog.objects.filter(task_id="archived-old").exists()
         assert stored_objects(storages[ALIAS]) == []
+
+
+@pytest.mark.abuse
+@pytest.mark.parametrize(
+    "task_id", ["x" * 100_000, "пул-🚀", "' OR 1=1 --", "a/../b", "%", "\u202e"]
+)
+def test_the_admins_task_filter_takes_any_task_id_on_a_partitioned_table(
+    by_day, admin_client, task_id
+):
+    write("known", "one line")
+    response = admin_client.get(
+        reverse("admin:tasklog_tasklogline_changelist"), {"task_id": task_id}
+    )
+    assert response.status_code in (200, 302, 400)
