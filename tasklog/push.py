@@ -113,19 +113,22 @@ class Subscription:
         self.task_key = task_key
         self.loop = asyncio.get_running_loop()
         self.woken = asyncio.Event()
-        self.woken_at = time.monotonic()  # when the last wake-up reached the stream's loop
+        self.woken_at = time.monotonic()  # when the listener got the last wake-up
 
     @property
     def pushed(self) -> bool:
         """Whether notifications arrive now; if not, the stream polls."""
         return self.listener.listening
 
-    def wake(self) -> None:
+    def wake(self, received_at: float) -> None:
+        """``received_at``: when the listener got the notification, after the change was
+        committed. Every stream it wakes gets that same instant, however late its loop runs the
+        wake-up, so all of them can share one read that began after it."""
         with contextlib.suppress(RuntimeError):  # the stream's loop is closed: nobody waits
-            self.loop.call_soon_threadsafe(self._set)
+            self.loop.call_soon_threadsafe(self._set, received_at)
 
-    def _set(self) -> None:
-        self.woken_at = time.monotonic()
+    def _set(self, received_at: float) -> None:
+        self.woken_at = received_at
         self.woken.set()
 
     async def wait(self, timeout: float) -> bool:
@@ -172,13 +175,14 @@ class Listener:
 
     def _wake(self, task_key: str | None) -> None:
         """Wake the streams of one task, or all of them (``None``)."""
+        received_at = time.monotonic()
         with self._lock:
             if task_key is None:
                 streams = [s for group in self._subscribers.values() for s in group]
             else:
                 streams = list(self._subscribers.get(task_key, ()))
         for subscription in streams:
-            subscription.wake()
+            subscription.wake(received_at)
 
     def _run(self) -> None:
         backoff = BACKOFF_FIRST

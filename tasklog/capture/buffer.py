@@ -67,7 +67,11 @@ class TaskCapture:
         self.closing = False
         self.closed = threading.Event()
         self.last_flush = time.monotonic()
-        self._lock = threading.Lock()
+        # Reentrant for the Condition's sake: with a plain Lock, ``notify`` tests ownership by
+        # a failed ``acquire(False)``, and under gevent that failure yields. The flusher then
+        # slept holding the lock, and the greenlets of a task, blocked on it one after the
+        # other mid-print(), glued their lines ('greenlet 0 line 1greenlet 1 line 1').
+        self._lock = threading.RLock()
         self._room = threading.Condition(self._lock)
         self._raw: list = []  # (writer or None, text or line, unix time), as written
         # Counted in writes, not lines (a print() is two writes): the flusher is woken at
