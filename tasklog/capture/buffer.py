@@ -32,6 +32,7 @@ BACKPRESSURE_TIMEOUT = 5.0
 REFUSALS_BEFORE_GIVING_UP = 3  # flushes in a row failing for a reason other than the connection
 RAW_ITEMS = 3  # a write's items in the queue of what was written: writer, text, time
 YIELD_EVERY = RAW_ITEMS * 128  # between two chances for the flusher to take the GIL
+YIELD_WINDOW = RAW_ITEMS * 2  # a print() is two writes: one of them ends its line
 
 
 class TaskCapture:
@@ -95,19 +96,34 @@ class TaskCapture:
         """The line splitter of a stream; each source (Python, a descriptor) has its own."""
         key = stream if source == "python" else (stream, source)
         writer = self._writers.get(key)
-        if writer is None or writer.closed:
+        if writer is None:
             writer = self._writers[key] = DBLogWriter(self, stream, self.max_line_length)
         return writer
 
+    def forget_writer(self, closed: DBLogWriter) -> None:
+        """A writer was closed: its stream's next write starts a new one (so a write need not
+        ask ``closed``, an IOBase lookup each time)."""
+        for key, writer in list(self._writers.items()):
+            if writer is closed:
+                del self._writers[key]
+
     def write(self, stream: str, text: str) -> int:
-        """``sys.stdout.write(text)`` (or stderr) inside the run: the hot path of a print()."""
+        """``sys.stdout.write(text)`` (or stderr) inside the run: the hot path of a print(),
+        ``arrive`` written out (its call cost ~0.09 µs of a print's ~1.4, docs/performance.md)."""
         writer = self._writers.get(stream)
-        if writer is None or writer.closed:
+        if writer is None:
             writer = self.writer(stream)
-        self.arrive(writer, text)
-        if len(text) > self.max_line_length:
+        raw = self._raw
+        raw.extend((writer, text, _now()))
+        count = len(raw)
+        if count >= self._raw_limit or count == self._raw_wake or self._oldest is None:
+            self._after_arrival(count)
+        elif count % YIELD_EVERY < YIELD_WINDOW:
+            self._let_the_flusher_run(writer, text)
+        length = len(text)
+        if length > self.max_line_length:
             self.split_now()
-        return len(text)
+        return length
 
     def split_now(self) -> None:
         """Split what waits at once: a write longer than a line may be is cut now, so that the
@@ -131,16 +147,17 @@ class TaskCapture:
         count = len(raw)
         if count >= self._raw_limit or count == self._raw_wake or self._oldest is None:
             self._after_arrival(count)
-        elif (
-            count % YIELD_EVERY < 2 * RAW_ITEMS
-            and (writer is None or written.endswith("\n"))
-            and flusher_is_storing()
-        ):
-            # A task printing flat out holds the GIL; the flusher, back from each socket
-            # write, would wait a whole switch interval (5 ms) to get it again. Letting it
-            # run now and then keeps the pipeline to the database full. Only at the end of a
-            # line: under gevent the sleep switches greenlets, and another greenlet of the
-            # task must not write into the middle of this one's print().
+        elif count % YIELD_EVERY < YIELD_WINDOW:
+            self._let_the_flusher_run(writer, written)
+
+    @staticmethod
+    def _let_the_flusher_run(writer: DBLogWriter | None, written) -> None:
+        """A task printing flat out holds the GIL; the flusher, back from each socket write,
+        would wait a whole switch interval (5 ms) to get it again. Letting it run now and then
+        keeps the pipeline to the database full. Only at the end of a line: under gevent the
+        sleep switches greenlets, and another greenlet of the task must not write into the
+        middle of this one's print()."""
+        if (writer is None or written.endswith("\n")) and flusher_is_storing():
             time.sleep(0)
 
     def add_line(

@@ -12,24 +12,21 @@ from contextvars import ContextVar
 logger = logging.getLogger("tasklog")
 
 current_capture: ContextVar = ContextVar("tasklog_current_capture", default=None)
-_bypass: ContextVar[bool] = ContextVar("tasklog_bypass", default=False)
 
-
-def active_capture():
-    """The run that output of this context belongs to, or None (also while tasklog writes)."""
-    if _bypass.get():
-        return None
-    return current_capture.get()
+# The run that output of this context belongs to, or None (also while tasklog writes): asked
+# at every write, so the ContextVar's own C method, without a Python frame around it.
+active_capture = current_capture.get
 
 
 @contextmanager
 def bypass():
-    """Let tasklog's own work (queries, warnings) pass by the capture instead of into it."""
-    token = _bypass.set(True)
+    """Let tasklog's own work (queries, warnings) pass by the capture instead of into it: for
+    its duration the context belongs to no run."""
+    token = current_capture.set(None)
     try:
         yield
     finally:
-        _bypass.reset(token)
+        current_capture.reset(token)
 
 
 class StorageHealth:

@@ -113,6 +113,7 @@ class DBLogWriter(io.TextIOBase):
             self.write(tail)
         self._capture.arrive(self, None)
         super().close()
+        self._capture.forget_writer(self)
 
     def split(self, texts: list, times: list) -> tuple[list[float], list[str]]:
         """The lines completed by ``texts`` (None for the end of the stream), written at
