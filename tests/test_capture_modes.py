@@ -49,7 +49,7 @@ def test_a_retrying_failing_task_has_the_same_log_in_both_modes(worker_factory):
     assert class_log[-1] == ("stderr", "ValueError: failed after two retries")
 
 
-app = Celery("modes")
+app = Celery("modes", set_as_current=False)  # other modules' shared tasks stay on theirs
 
 
 @app.task(bind=True, base=tasks.TerminalLoggingTask)

@@ -26,7 +26,10 @@ ALIASES = ["default", SQLITE]
 WAYS = ["direct", "apply", "always_eager", "nested"]
 CAPTURED_WAYS = ["apply", "always_eager", "nested"]
 
-app = Celery("transactions", task_cls="tasklog.tasks:TerminalLoggingTask")
+# Never the current app: the shared tasks of other test modules would bind to it.
+app = Celery(
+    "transactions", task_cls="tasklog.tasks:TerminalLoggingTask", set_as_current=False
+)
 
 
 @app.task(bind=True)
