@@ -21,6 +21,7 @@ from tests import test_browser
 from tests.harness import wait_for_task_result
 from tests.logs import TASK_ID, add_lines, close_log, make_log
 from tests.test_browser import log_in, outside_the_browser_loop, wait_for_log
+from tests.utils import RETRIES_IN_ORDER
 
 browser_page = test_browser.browser_page  # the fixtures of the page tests
 live_server_url = test_browser.live_server_url
@@ -486,7 +487,7 @@ def test_a_real_tasks_groups_logger_extra_and_retry_attempts(
 ):
     from tests.tasks import log_in_groups, retry_twice
 
-    worker_factory()
+    worker_factory(**RETRIES_IN_ORDER)
     page = browser_page
     log_in(page, live_server_url, reverse("admin:index"))
     grouped = outside_the_browser_loop(lambda: log_in_groups.delay().id)

@@ -17,7 +17,7 @@ from django.db import connection
 
 from tasklog.models import TaskLog
 from tests import harness, tasks
-from tests.utils import log_of, messages, retried_twice_log, stored
+from tests.utils import RETRIES_IN_ORDER, log_of, messages, retried_twice_log, stored
 
 pytestmark = pytest.mark.integration
 
@@ -99,9 +99,7 @@ def test_the_traceback_is_stored_before_the_state_turns_failure(worker_factory):
 
 
 def test_a_task_retried_twice_keeps_all_three_attempts_in_one_log(worker_factory):
-    # One thread: Celery stores RETRY after it publishes the retry, so with free threads the
-    # next attempt (countdown 0) can succeed first and RETRY overwrite its SUCCESS.
-    worker = worker_factory(pool="threads", concurrency=1)
+    worker = worker_factory(**RETRIES_IN_ORDER)
 
     result = tasks.retry_twice.delay()
 

@@ -15,7 +15,7 @@ from tasklog.capture import capture_output
 from tasklog.models import TaskLog
 from tests import harness, tasks
 from tests.test_capture_worker import expected_numbered, wait_for
-from tests.utils import log_of, messages, retried_twice_log, stored
+from tests.utils import RETRIES_IN_ORDER, log_of, messages, retried_twice_log, stored
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.integration]
 
@@ -62,7 +62,7 @@ def test_a_task_queued_days_ago_writes_into_its_queued_days_partition(by_day, wo
 
 
 def test_a_retried_task_keeps_one_gap_free_log_in_one_partition(by_day, worker_factory):
-    worker = worker_factory(pool="threads", concurrency=4, env=BY_DAY)
+    worker = worker_factory(**RETRIES_IN_ORDER, env=BY_DAY)
 
     result = tasks.retry_twice.delay()
 

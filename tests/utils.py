@@ -22,6 +22,12 @@ def log_of(task_id: str) -> TaskLog:
     return TaskLog.objects.get(task_id=task_id)
 
 
+RETRIES_IN_ORDER = {"pool": "threads", "concurrency": 1}
+"""A worker for ``retry_twice`` (countdown 0): Celery stores an attempt's RETRY state, and we its
+``Attempt ended`` marker, just *after* the retry is published, so on a free second slot the next
+attempt could start first (its SUCCESS then overwritten by RETRY). One slot runs them in turn."""
+
+
 def retried_twice_log(
     worker: str, second_line: str = "second line of this attempt", countdown: int = 0
 ) -> list[tuple[int, str, str]]:
