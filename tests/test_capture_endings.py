@@ -15,8 +15,7 @@ from tasklog.models import TaskLog
 from tasklog.signals import close_revoked_run
 from tests import harness, tasks
 from tests.rows import make_log
-from tests.test_capture_worker import wait_for
-from tests.utils import stored
+from tests.utils import stored, wait_for
 
 
 def running_log(task_id: str, lines: int = 2) -> TaskLog:

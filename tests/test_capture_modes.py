@@ -14,8 +14,7 @@ from celery.exceptions import Ignore
 
 from tasklog.models import TaskLog
 from tests import harness, tasks
-from tests.test_capture_worker import wait_for
-from tests.utils import retried_twice_log, stored
+from tests.utils import retried_twice_log, stored, wait_for
 
 TRACEBACK_START = "Traceback (most recent call last):"
 

@@ -27,9 +27,7 @@ WAYS = ["direct", "apply", "always_eager", "nested"]
 CAPTURED_WAYS = ["apply", "always_eager", "nested"]
 
 # Never the current app: the shared tasks of other test modules would bind to it.
-app = Celery(
-    "transactions", task_cls="tasklog.tasks:TerminalLoggingTask", set_as_current=False
-)
+app = Celery("transactions", task_cls="tasklog.tasks:TerminalLoggingTask", set_as_current=False)
 
 
 @app.task(bind=True)

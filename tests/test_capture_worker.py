@@ -17,7 +17,7 @@ from django.db import connection
 
 from tasklog.models import TaskLog
 from tests import harness, tasks
-from tests.utils import RETRIES_IN_ORDER, log_of, messages, retried_twice_log, stored
+from tests.utils import RETRIES_IN_ORDER, log_of, messages, retried_twice_log, stored, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,16 +34,6 @@ def expected_numbered(label: str, count: int) -> list[str]:
         kind = ("err", "out", "log")[number % 3]
         lines.append(f"{label} {number} {kind}")
     return lines
-
-
-def wait_for(condition, timeout: float = 30.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"condition not met within {timeout} s", pytrace=False)
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ from tasklog import partitions
 from tasklog.capture import capture_output
 from tasklog.models import TaskLog
 from tests import harness, tasks
-from tests.test_capture_worker import expected_numbered, wait_for
-from tests.utils import RETRIES_IN_ORDER, log_of, messages, retried_twice_log, stored
+from tests.test_capture_worker import expected_numbered
+from tests.utils import RETRIES_IN_ORDER, log_of, messages, retried_twice_log, stored, wait_for
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.integration]
 

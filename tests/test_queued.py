@@ -17,13 +17,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from tasklog.checks import check_settings
-from tasklog.models import Stream, TaskLog, TaskLogLine
+from tasklog.models import Stream, TaskLog
 from tasklog.queued import record_queued, release_connection
 from tasklog.results import QUEUED, effective_state
 from tasklog.serializers import task_as_dict
 from tasklog.tasks import prune_task_logs
 from tests import harness, tasks
-from tests.test_capture_worker import wait_for
+from tests.utils import stored, wait_for
 
 QUEUE = "celery"
 
@@ -33,11 +33,6 @@ def _helper_connection_closed():
     """Publications inside a transaction keep the helper thread's connection open."""
     yield
     release_connection()
-
-
-def stored(task_id: str) -> list[tuple]:
-    lines = TaskLogLine.objects.for_task(task_id).order_by("seq")
-    return list(lines.values_list("seq", "stream", "message"))
 
 
 def publish_headers(task_id: str, task: str = "tests.tasks.print_numbered") -> dict:

@@ -10,8 +10,7 @@ from celery import Celery, states
 
 from tasklog.models import TaskLog
 from tests import harness, tasks
-from tests.test_capture_worker import wait_for
-from tests.utils import log_of, stored
+from tests.utils import log_of, stored, wait_for
 
 pytestmark = pytest.mark.integration
 

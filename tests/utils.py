@@ -1,4 +1,9 @@
-"""Small readers of what the capture stored, shared by the test modules."""
+"""Small readers of what the capture stored, and a poll for what a worker stores meanwhile,
+shared by the test modules."""
+
+import time
+
+import pytest
 
 from tasklog.models import TaskLog, TaskLogLine
 
@@ -20,6 +25,18 @@ def messages(task_id: str, stream: str | None = None) -> list[str]:
 
 def log_of(task_id: str) -> TaskLog:
     return TaskLog.objects.get(task_id=task_id)
+
+
+def wait_for(condition, timeout: float = 30.0, interval: float = 0.05):
+    """``condition()``'s first truthy value, asked every ``interval`` s; the test fails after
+    ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout} s", pytrace=False)
 
 
 RETRIES_IN_ORDER = {"pool": "threads", "concurrency": 1}
